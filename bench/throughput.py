@@ -1,0 +1,119 @@
+"""Training and inference images/s for every registered architecture.
+
+    python bench/throughput.py [--models cnn,dnn] [--batch-sizes 256,1024] [--device cpu|cuda]
+                               [--channels-last] [--compile] [--seconds 3] [--out bench/throughput.json]
+
+Measures the network alone (forward + loss + backward + Adam step for training; forward under
+inference_mode for inference) on random inputs of each model's own input shape, after warm-up
+steps, as the mean over a fixed wall-time budget. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from kmnist.models import build_network, list_models
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def model_config(name: str) -> dict:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="config", overrides=[f"model={name}"])
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    if "pretrained" in model:
+        model.update(pretrained=False, weights=None)  # throughput does not depend on the weights
+    return model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(step, batch_size: int, device: torch.device, seconds: float, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    n, start = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and n >= 3:
+            return n * batch_size / elapsed
+
+
+def bench_model(name: str, batch_size: int, device: torch.device, seconds: float, channels_last: bool, compile_: bool) -> dict:
+    cfg = model_config(name)
+    net = build_network(cfg).to(device)
+    params = sum(p.numel() for p in net.parameters())
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    runner = torch.compile(net) if compile_ else net
+    x = torch.randn(batch_size, cfg.get("in_chans", 1), cfg.get("input_size", 28), cfg.get("input_size", 28), device=device)
+    x = x.contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def train_step():
+        with autocast:
+            loss = loss_fn(runner(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        with torch.inference_mode(), autocast:
+            runner(x)
+
+    net.train()
+    train = measure(train_step, batch_size, device, seconds)
+    net.eval()
+    infer = measure(infer_step, batch_size, device, seconds)
+    return {"model": name, "params": params, "batch_size": batch_size, "device": device.type, "channels_last": channels_last,
+            "compile": compile_, "train_img_s": round(train, 1), "infer_img_s": round(infer, 1)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(list_models()))
+    parser.add_argument("--batch-sizes", default="256,1024")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--channels-last", action="store_true", help="also measure channels_last")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per measurement")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("throughput.json")))
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    variants = [(False, False)] + ([(True, False)] if args.channels_last else []) + ([(False, True)] if args.compile else [])
+    rows = []
+    header = f"{'model':<10} {'params':>11} {'batch':>6} {'ch_last':>7} {'compile':>7} {'train img/s':>12} {'infer img/s':>12}"
+    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads), torch {torch.__version__}")
+    print(header)
+    for name in args.models.split(","):
+        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+            for channels_last, compile_ in variants:
+                row = bench_model(name, batch_size, device, args.seconds, channels_last, compile_)
+                rows.append(row)
+                print(f"{name:<10} {row['params']:>11,} {batch_size:>6} {str(channels_last):>7} {str(compile_):>7} "
+                      f"{row['train_img_s']:>12,.0f} {row['infer_img_s']:>12,.0f}", flush=True)
+    Path(args.out).write_text(json.dumps({"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

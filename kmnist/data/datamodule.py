@@ -1,0 +1,184 @@
+"""The Kannada-MNIST LightningDataModule: CSV -> uint8 tensors in memory -> batches.
+
+The whole dataset is 47 MB of uint8, so it lives in memory as one tensor (on the training
+device with `on_device=true`) and batches are index slices: no DataLoader workers, no
+per-sample collation. Batches stay uint8 until they reach their device, where augmentation
+(training only) and scaling run as batched tensor ops in `on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from kmnist.data.augment import BatchAugment
+from kmnist.data.io import DataError, DigitTable, read_digits
+from kmnist.data.preprocess import Preprocess
+from kmnist.data.splits import make_split
+
+
+class TensorBatches:
+    """Iterate over tensors in index-sliced batches; reshuffled each epoch from (seed, epoch).
+
+    With `world_size > 1` each rank takes its own interleaved share of every epoch's order, so
+    processes see disjoint data, as a DistributedSampler would give.
+    """
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool = False, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def _rows(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.world_size if self.world_size > 1 else n
+
+    def __len__(self) -> int:
+        rows = self._rows()
+        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        device = self.tensors[0].device
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=generator).to(device)
+            self.epoch += 1
+        else:
+            order = torch.arange(n, device=device)
+        if self.world_size > 1:
+            order = order[: self._rows() * self.world_size][self.rank :: self.world_size]
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield tuple(t[index] for t in self.tensors)
+
+
+class KannadaMNISTDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        dir: str = "data/kannada_mnist",
+        train_file: str = "train.csv.gz",
+        predict_file: str = "test.csv.gz",
+        split: str = "writer",
+        val_writers: int = 6,
+        val_fraction: float = 0.1,
+        val_rows: int = 1000,
+        seed: int = 42,
+        limit_rows: int | None = None,
+        scaling: str = "scale",
+        input_size: int = 28,
+        in_chans: int = 1,
+        imagenet_norm: bool = False,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        on_device: bool = False,
+        augment: BatchAugment | None = None,
+        cache_dir: str | None = None,
+        use_cache: bool = True,
+    ):
+        super().__init__()
+        self.dir = Path(dir)
+        self.train_file, self.predict_file = train_file, predict_file
+        self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = split, val_writers, val_fraction, val_rows, seed
+        self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = limit_rows, batch_size, eval_batch_size, on_device
+        self.cache_dir, self.use_cache = cache_dir, use_cache
+        if augment is not None and not isinstance(augment, BatchAugment):
+            raise ValueError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
+                             "or set its fields, e.g. data.augment.rotation=10")
+        self.augment = augment or BatchAugment()
+        self.preprocess = Preprocess(scaling=scaling, input_size=input_size, in_chans=in_chans, imagenet_norm=imagenet_norm)
+        self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.predict_set: tuple[torch.Tensor] | None = None
+        self.predict_ids: np.ndarray | None = None
+
+    # ------------------------------------------------------------ files
+
+    @property
+    def holds_out_validation(self) -> bool:
+        """Whether the configured split leaves any validation rows (known before loading data)."""
+        return {"writer": self.val_writers, "stratified": self.val_fraction, "first_n": self.val_rows}.get(self.split, 1) > 0
+
+    def path(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() or path.exists() else self.dir / name
+
+    def read(self, name: str) -> DigitTable:
+        return read_digits(self.path(name), cache_dir=self.cache_dir, use_cache=self.use_cache)
+
+    # ------------------------------------------------------------ setup
+
+    def _device(self) -> torch.device:
+        if self.on_device and self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    @staticmethod
+    def _as_tensor(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # uint8 (N, 1, 28, 28)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            self._setup_fit()
+        if stage == "predict" and self.predict_set is None:
+            table = self.read(self.predict_file)
+            self.predict_ids = table.ids if table.ids is not None else np.arange(len(table))
+            self.predict_set = (self._as_tensor(table.images).to(self._device()),)
+
+    def _setup_fit(self) -> None:
+        table = self.read(self.train_file)
+        if table.labels is None:
+            raise DataError(f"{self.path(self.train_file)}: has no `label` column, so it cannot be used for training")
+        images, labels = table.images, table.labels
+        if self.limit_rows:
+            images, labels = images[: self.limit_rows], labels[: self.limit_rows]
+        train_idx, val_idx = make_split(self.split, labels, val_writers=self.val_writers, val_fraction=self.val_fraction,
+                                        val_rows=self.val_rows, seed=self.seed)
+        train_images = images[train_idx]
+        # Statistics from the training split only, so validation stays unseen.
+        unit = train_images.astype(np.float32) / 255.0
+        self.preprocess.set_statistics(unit.mean(), unit.std())
+        device = self._device()
+        self.train_set = (self._as_tensor(train_images).to(device), torch.from_numpy(labels[train_idx]).to(device))
+        self.val_set = (self._as_tensor(images[val_idx]).to(device), torch.from_numpy(labels[val_idx]).to(device))
+
+    # ------------------------------------------------------------ loaders
+
+    def _rank_info(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self) -> TensorBatches:
+        rank, world = self._rank_info()
+        # drop_last only when it loses little: a tiny slice must still give one batch.
+        drop_last = len(self.train_set[0]) // world >= 4 * self.batch_size
+        return TensorBatches(self.train_set, self.batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank, world_size=world)
+
+    def val_dataloader(self) -> TensorBatches:
+        rank, world = self._rank_info()
+        return TensorBatches(self.val_set, self.eval_batch_size, rank=rank, world_size=world)
+
+    def predict_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.predict_set, self.eval_batch_size)
+
+    # ------------------------------------------------------------ on the device
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, *rest = batch
+        self.preprocess.to(images.device)
+        x = Preprocess.to_unit(images)
+        if self.trainer is not None and self.trainer.training:
+            x = self.augment(x)
+        return (self.preprocess(x), *rest)
+
+    # Normalisation statistics travel inside every checkpoint, so prediction needs no data.
+    def state_dict(self) -> dict:
+        return {"mean": float(self.preprocess.mean), "std": float(self.preprocess.std)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.preprocess.set_statistics(state_dict["mean"], state_dict["std"])

@@ -1,0 +1,250 @@
+"""Fetch the official Kannada-MNIST IDX files and convert them to the Kaggle CSV layout.
+
+    python -m kmnist.data.download [--dest DIR] [--base-url URL] [--retries N] [--force]
+
+Every file is downloaded to a hidden temporary file next to its final name, verified (SHA-256
+where known, IDX header and shape always) and only then renamed into place, so an interrupted
+run never leaves a half-written file that a later run would mistake for a good one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from kmnist.data.io import DataError, DigitTable, atomic_write_csv, read_idx, table_to_frame
+
+DEFAULT_BASE_URL = "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
+DEFAULT_DEST = "data/kannada_mnist"
+
+# split -> (images file, labels file)
+FILES = {
+    "train": ("X_kannada_MNIST_train-idx3-ubyte.gz", "y_kannada_MNIST_train-idx1-ubyte.gz"),
+    "test": ("X_kannada_MNIST_test-idx3-ubyte.gz", "y_kannada_MNIST_test-idx1-ubyte.gz"),
+    "dig": ("X_dig_MNIST-idx3-ubyte.gz", "y_dig_MNIST-idx1-ubyte.gz"),
+}
+# The train images have no published hash; their IDX header and shape are checked instead.
+KNOWN_SHA256 = {
+    "X_kannada_MNIST_test-idx3-ubyte.gz": "4628f3fa7b1d32137449dd356be4601da0c28c420b79f1b745a5134504ca35ca",
+    "y_kannada_MNIST_test-idx1-ubyte.gz": "645db5902d290681c9e5b452428e24636963a50a3036c2201240351b88786272",
+    "y_kannada_MNIST_train-idx1-ubyte.gz": "ef11e1d3e378fefbe78d4c9913dc9617c83fc5f9240b090121fcc335b5642201",
+    "X_dig_MNIST-idx3-ubyte.gz": "abda37c59d3d65ef89505860c18e7b7f7e80bfb2ba361ec1df68949e0c630aaa",
+    "y_dig_MNIST-idx1-ubyte.gz": "321fa413dc0f4bc4342da1f3418c656cd346f91d6d479ea67b1a107e920b907b",
+}
+EXPECTED_COUNTS = {"train": 60000, "test": 10000, "dig": 10240}
+OUTPUTS = ("train.csv.gz", "test.csv.gz", "dig.csv.gz", "sample_submission.csv", "test_labelled.csv.gz", "dig_labelled.csv.gz")
+
+PROVENANCE = """\
+# Kannada-MNIST
+
+Downloaded by `python -m kmnist.data.download` from {base_url}
+
+Dataset: Vinay Uday Prabhu, "Kannada-MNIST: A new handwritten digits dataset for the Kannada
+language" (2019), arXiv:1908.01242. https://github.com/vinayprabhu/Kannada_MNIST
+
+Licence: CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/). Credit the author
+above and share anything derived from this data under the same licence.
+
+Converted to the Kaggle competition layout: train.csv.gz (label, pixel0..783), test.csv.gz and
+dig.csv.gz (id, pixels), sample_submission.csv (id, label), and, because the official release
+includes the labels, test_labelled.csv.gz and dig_labelled.csv.gz (id, label, pixels).
+
+Source files (SHA-256):
+
+{hashes}
+"""
+
+# Worth another try: the server or the path to it may recover. A 4xx will not.
+_TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> np.ndarray:
+    """The file's array if it has the expected hash and shape; DataError naming `name` otherwise."""
+    expected = checksums.get(name)
+    if expected:
+        actual = _sha256(path)
+        if actual != expected:
+            raise DataError(f"{name}: SHA-256 mismatch: expected {expected}, got {actual}")
+    try:
+        array = read_idx(path)
+    except DataError as err:
+        # read_idx names the temporary file; the user only knows the published name.
+        raise DataError(f"{name}: {str(err).removeprefix(f'{path}: ')}") from None
+    images = "idx3" in name
+    want = (count, 28, 28) if images else (count,)
+    if array.shape != want:
+        raise DataError(f"{name}: IDX {'images' if images else 'labels'} have shape {array.shape}, expected {want}")
+    if not images and array.size and array.max() > 9:
+        raise DataError(f"{name}: label {int(array.max())} is not a digit 0..9")
+    return array
+
+
+def _stream(url: str, tmp: Path, timeout: float, progress: Progress, task) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "kmnist-download"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        progress.reset(task, total=total)
+        received = 0
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            received += len(chunk)
+            progress.advance(task, len(chunk))
+    # http.client returns a short body silently when read in chunks, so count it ourselves.
+    if total is not None and received != total:
+        raise ConnectionError(f"connection closed after {received} of {total} bytes")
+
+
+def _fetch(url: str, target: Path, verify, *, retries: int, backoff: float, timeout: float, progress: Progress) -> np.ndarray:
+    task = progress.add_task(target.name, total=None)
+    failure: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            progress.console.print(f"retrying {target.name} ({attempt}/{retries}): {failure}", style="yellow", markup=False, soft_wrap=True)
+            time.sleep(backoff * 2 ** (attempt - 1))
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part.gz")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            _stream(url, tmp, timeout, progress, task)
+            array = verify(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; data folders are often shared
+            os.replace(tmp, target)
+            return array
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code < 500:
+                hint = " (no such file under the base URL)" if err.code == 404 else ""
+                raise DataError(f"{url}: HTTP {err.code} {err.reason}{hint}") from None
+            failure = DataError(f"{url}: HTTP {err.code} {err.reason}")
+        except _TRANSIENT as err:
+            failure = DataError(f"{url}: {getattr(err, 'reason', None) or err}")  # URLError wraps the socket error
+        except DataError as err:  # corrupted in transit, most likely: fetch it again
+            failure = err
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DataError(f"{failure} (gave up after {retries + 1} attempt{'s' if retries else ''})")
+
+
+def _convert(dest: Path, arrays: dict[str, np.ndarray], base_url: str) -> None:
+    def split(key: str) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = (arrays[name] for name in FILES[key])
+        return images, labels.astype(np.int64)
+
+    images, labels = split("train")
+    atomic_write_csv(table_to_frame(DigitTable(images, labels)), dest / "train.csv.gz")
+    for key in ("test", "dig"):
+        images, labels = split(key)
+        ids = np.arange(len(images), dtype=np.int64)
+        atomic_write_csv(table_to_frame(DigitTable(images, ids=ids)), dest / f"{key}.csv.gz")
+        atomic_write_csv(table_to_frame(DigitTable(images, labels, ids)), dest / f"{key}_labelled.csv.gz")
+        if key == "test":
+            atomic_write_csv(pd.DataFrame({"id": ids, "label": 0}), dest / "sample_submission.csv")
+
+    hashes = "\n".join(f"- {name}: {_sha256(dest / name)}" for pair in FILES.values() for name in pair)
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".PROVENANCE.md.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(PROVENANCE.format(base_url=base_url, hashes=hashes))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest / "PROVENANCE.md")
+
+
+def download(
+    dest: str | os.PathLike,
+    base_url: str = DEFAULT_BASE_URL,
+    retries: int = 3,
+    backoff: float = 1.0,
+    force: bool = False,
+    checksums: Mapping[str, str] = KNOWN_SHA256,
+    expected_counts: Mapping[str, int] = EXPECTED_COUNTS,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download, verify and convert Kannada-MNIST into `dest`; returns `dest`.
+
+    `retries` is the number of extra attempts per file after the first; the wait before retry k
+    is `backoff * 2**(k-1)` seconds. Files already in `dest` that verify are not fetched again
+    unless `force`.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                   console=console, disable=not progress)
+    arrays, fetched = {}, False
+    with bar:
+        for split, names in FILES.items():
+            for name in names:
+                target = dest / name
+                verify = functools.partial(_check, name=name, count=expected_counts[split], checksums=checksums)
+                if target.is_file() and not force:
+                    try:
+                        arrays[name] = verify(target)
+                        continue
+                    except DataError as err:
+                        console.print(f"{err}; downloading it again", style="yellow", markup=False, soft_wrap=True)
+                url = base_url.rstrip("/") + "/" + name
+                arrays[name] = _fetch(url, target, verify, retries=retries, backoff=backoff, timeout=timeout, progress=bar)
+                fetched = True
+    if fetched or force or not all((dest / out).is_file() for out in (*OUTPUTS, "PROVENANCE.md")):
+        if progress:
+            console.print(f"converting to CSV in {dest} ...")
+        _convert(dest, arrays, base_url)
+    return dest
+
+
+def network_reachable(url: str = DEFAULT_BASE_URL, timeout: float = 3.0) -> bool:
+    """True when a server answers at `url` (any HTTP status counts); never raises."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except urllib.error.HTTPError as err:
+        err.close()
+        return True
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kmnist.data.download", description=__doc__.splitlines()[0])
+    parser.add_argument("--dest", default=os.environ.get("KMNIST_DATA") or DEFAULT_DEST,
+                        help=f"output folder (default: $KMNIST_DATA, else {DEFAULT_DEST})")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="where the IDX files live (default: the author's GitHub)")
+    parser.add_argument("--retries", type=int, default=3, help="extra attempts per file after a failed or corrupt download (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="download again even if verified files are present")
+    args = parser.parse_args(argv)
+    try:
+        # A bar drawn into a log file or pipe is noise; show it only to a person at a terminal.
+        dest = download(args.dest, base_url=args.base_url, retries=max(args.retries, 0), force=args.force, progress=sys.stderr.isatty())
+    except (DataError, OSError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial files were kept", file=sys.stderr)
+        return 1
+    print(f"Kannada-MNIST is ready in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

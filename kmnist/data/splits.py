@@ -1,0 +1,59 @@
+"""Deterministic train/validation splits of the training file.
+
+Rows of the official `train.csv.gz` are grouped by writer (row r comes from writer r // 1280,
+PROVENANCE.md). The official test writers never appear in training, so only a split that holds
+out whole writers estimates test accuracy; a random split mixes each writer into both sides and
+reads about 2 points optimistic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROWS_PER_WRITER = 1280
+SPLITS = ("writer", "stratified", "first_n")
+
+
+def writer_of_row(n_rows: int, rows_per_writer: int = ROWS_PER_WRITER) -> np.ndarray:
+    return np.arange(n_rows) // rows_per_writer
+
+
+def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int = ROWS_PER_WRITER) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out `val_writers` whole writers, chosen by `seed`."""
+    writers = writer_of_row(n_rows, rows_per_writer)
+    n_writers = int(writers.max()) + 1 if n_rows else 0
+    if val_writers < 0 or (val_writers > 0 and val_writers >= n_writers):
+        raise ValueError(f"data.val_writers={val_writers}: must be between 0 and {n_writers - 1} (the data has {n_writers} writers of {rows_per_writer} rows)")
+    held_out = np.random.default_rng(seed).choice(n_writers, size=val_writers, replace=False)
+    is_val = np.isin(writers, held_out)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random split keeping each class's share: round(val_fraction * count) rows of every class."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    val = []
+    for cls in np.unique(labels):
+        rows = np.flatnonzero(labels == cls)
+        val.append(rng.permutation(rows)[: int(round(val_fraction * len(rows)))])
+    val_idx = np.sort(np.concatenate(val)) if val else np.array([], dtype=np.int64)
+    return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
+
+
+def first_n_split(n_rows: int, val_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed notebook's split: the first `val_rows` rows validate, the rest train."""
+    if not 0 <= val_rows < n_rows:
+        raise ValueError(f"data.val_rows={val_rows}: must be between 0 and {n_rows - 1}")
+    return np.arange(val_rows, n_rows), np.arange(val_rows)
+
+
+def make_split(split: str, labels: np.ndarray, *, val_writers: int, val_fraction: float, val_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if split == "writer":
+        return writer_split(len(labels), val_writers, seed)
+    if split == "stratified":
+        return stratified_split(labels, val_fraction, seed)
+    if split == "first_n":
+        return first_n_split(len(labels), val_rows)
+    raise ValueError(f"data.split={split!r}: expected one of {', '.join(SPLITS)}")

@@ -1,0 +1,101 @@
+"""fastai-style fine-tuning as a Lightning callback: freeze, one-cycle the head, unfreeze,
+one-cycle everything with discriminative learning rates.
+
+    python train.py model=resnet50 +finetune.frozen_epochs=4 ...   (or experiment=notebook_resnet50)
+
+Lightning's `BaseFinetuning` is not used for the stages: its `freeze` turns BatchNorm's running
+statistics off rather than keeping the layers in eval mode, and `unfreeze_and_add_param_group`
+adds groups mid-run, which breaks `OneCycleLR` (the schedule is built for the groups it saw). So
+each stage gets a fresh optimizer and one-cycle schedule over its own steps, through
+`strategy.setup_optimizers`, with every parameter group built up front.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def layer_groups(net: nn.Module) -> list[nn.Module]:
+    """Stem ... head. A network may define `layer_groups()`; otherwise its top-level children."""
+    groups = net.layer_groups() if hasattr(net, "layer_groups") else list(net.children())
+    if len(groups) < 2:
+        raise ValueError(f"{type(net).__name__} has {len(groups)} layer group(s); fine-tuning needs a body and a head")
+    return groups
+
+
+def discriminative_lrs(lr_min: float, lr_max: float, n: int) -> list[float]:
+    """Geometric spread from lr_min (stem) to lr_max (head), like fastai's `slice(lr_min, lr_max)`."""
+    if n == 1:
+        return [lr_max]
+    return [lr_min * (lr_max / lr_min) ** (i / (n - 1)) for i in range(n)]
+
+
+def set_trainable(modules: list[nn.Module], trainable: bool) -> None:
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(trainable)
+
+
+def frozen_batchnorm_to_eval(modules: list[nn.Module]) -> None:
+    """Frozen BatchNorm keeps its ImageNet running statistics: eval mode, no updates."""
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, _BatchNorm):
+                layer.eval()
+
+
+def stage_optimizer(net: nn.Module, optimizer_factory: partial, stage: str, head_lr: float, lr_min: float, lr_max: float):
+    """The optimizer of a stage, every group built up front: the head alone, or all groups."""
+    groups = layer_groups(net)
+    if stage == "frozen":
+        return optimizer_factory(params=[{"params": list(groups[-1].parameters()), "lr": head_lr}]), [head_lr]
+    lrs = discriminative_lrs(lr_min, lr_max, len(groups))
+    params = [{"params": list(group.parameters()), "lr": lr} for group, lr in zip(groups, lrs)]
+    return optimizer_factory(params=params), lrs
+
+
+def one_cycle_steps(total_steps: int, pct_start: float) -> int:
+    """OneCycleLR divides by zero when its warm-up ends on step 0 (tiny debug runs): pad the length."""
+    return max(int(total_steps), math.ceil(2 / pct_start) + 1)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=one_cycle_steps(total_steps, pct_start),
+                                               pct_start=pct_start)
+
+
+class FineTuneStages(pl.Callback):
+    """Stage 1 (`frozen_epochs`): body frozen (BatchNorm in eval mode), head trained. Stage 2:
+    everything trained with discriminative LRs. The module reads `stage` in configure_optimizers."""
+
+    def __init__(self, frozen_epochs: int):
+        self.frozen_epochs = frozen_epochs
+
+    def _body(self, pl_module) -> list[nn.Module]:
+        return layer_groups(pl_module.net)[:-1]
+
+    def _apply(self, pl_module, stage: str) -> None:
+        pl_module.stage = stage
+        body = self._body(pl_module)
+        set_trainable(body, stage == "unfrozen")
+        if stage == "unfrozen":
+            for module in body:
+                module.train()  # BatchNorm resumes updating its statistics
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._apply(pl_module, "frozen" if trainer.current_epoch < self.frozen_epochs else "unfrozen")
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.frozen_epochs and pl_module.stage == "frozen":
+            self._apply(pl_module, "unfrozen")
+            trainer.strategy.setup_optimizers(trainer)  # fresh optimizer + one-cycle for this stage
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.stage == "frozen":
+            frozen_batchnorm_to_eval(self._body(pl_module))  # model.train() anywhere (e.g. the LR finder) must not undo it

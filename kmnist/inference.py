@@ -1,0 +1,121 @@
+"""Load checkpoints safely and predict: the body of `predict.py` (and of export and reports).
+
+Checkpoints are read with `torch.load(weights_only=True)`: a file cannot run code on load. The
+network is rebuilt from the config stored in the checkpoint's hyperparameters, and the
+normalisation statistics from the data module's state saved beside it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from rich.progress import track
+from torch import nn
+
+from kmnist.data.io import DataError, atomic_write_csv
+from kmnist.data.preprocess import Preprocess
+from kmnist.models import build_network
+
+DATAMODULE_KEY = "KannadaMNISTDataModule"
+# Flip-free test-time views: the original and one-pixel shifts (a mirrored digit is another digit).
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unsafe, truncated or not a kmnist checkpoint."""
+
+
+@dataclass
+class LoadedModel:
+    net: nn.Module
+    preprocess: Preprocess
+    config: dict
+    path: Path
+
+    def to(self, device: torch.device) -> "LoadedModel":
+        self.net.to(device)
+        self.preprocess.to(device)
+        return self
+
+
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (pass ckpt=PATH to a .ckpt written by train.py)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: refused: it is not a plain-weights checkpoint ({str(err).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {str(err).splitlines()[0]})") from None
+    config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
+    if not isinstance(config, dict) or "model" not in config or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a kmnist checkpoint (no stored model config); train one with train.py")
+
+    # Weights come from the checkpoint: never download or read pretrained ones again.
+    model_cfg = {**config["model"], "pretrained": False, "weights": None} if "pretrained" in config["model"] else dict(config["model"])
+    net = build_network(model_cfg)
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not match model {model_cfg['name']!r} ({str(err).splitlines()[0]})") from None
+    net.eval()
+
+    data_cfg = config.get("data", {})
+    preprocess = Preprocess(scaling=data_cfg.get("scaling", "scale"), input_size=data_cfg.get("input_size", 28),
+                            in_chans=data_cfg.get("in_chans", 1), imagenet_norm=data_cfg.get("imagenet_norm", False))
+    stats = ckpt.get(DATAMODULE_KEY) or {}
+    preprocess.set_statistics(stats.get("mean", 0.0), stats.get("std", 1.0))
+    return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)
+
+
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Shift a batch by whole pixels, filling with background (zeros) rather than wrapping."""
+    if dy == 0 and dx == 0:
+        return x
+    padded = F.pad(x, (1, 1, 1, 1))
+    h, w = x.shape[-2:]
+    return padded[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+
+
+@torch.inference_mode()
+def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, batch_size: int = 1024,
+                  device: str | torch.device = "cpu", tta: bool = False, progress: bool = True) -> np.ndarray:
+    """Mean softmax over models (and TTA views) for uint8 images (N, 28, 28) -> (N, 10)."""
+    device = torch.device(device)
+    for model in models:
+        model.to(device)
+    data = torch.as_tensor(images)
+    if data.ndim == 3:
+        data = data.unsqueeze(1)
+    views = TTA_SHIFTS if tta else TTA_SHIFTS[:1]
+    starts = range(0, len(data), batch_size)
+    out = []
+    for start in track(starts, description="predicting", disable=not progress, transient=True):
+        x = Preprocess.to_unit(data[start : start + batch_size].to(device, non_blocking=True))
+        probs = 0
+        for model in models:
+            for dy, dx in views:
+                probs = probs + torch.softmax(model.net(model.preprocess(shifted(x, dy, dx))).float(), dim=-1)
+        out.append((probs / (len(models) * len(views))).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 10), dtype=np.float32)
+
+
+def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, overwrite: bool = True) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DataError(f"{path}: already exists; pass overwrite=true to replace it, or output=OTHER.csv")
+    return atomic_write_csv(pd.DataFrame({"id": ids, "label": labels}), path)
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if accelerator == "gpu" else accelerator)

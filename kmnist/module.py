@@ -1,0 +1,116 @@
+"""The one LightningModule: loss, metrics and optimiser wiring around any network.
+
+The network is a plain nn.Module from `kmnist.models`; this class never defines layers.
+Hyperparameters saved into checkpoints are plain Python containers (the network, optimiser and
+scheduler partials are ignored), so checkpoints load with `torch.load(weights_only=True)`, and
+`config` holds the run's whole resolved Hydra config so a checkpoint can rebuild its network.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+NUM_CLASSES = 10
+
+
+class Classifier(pl.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: partial,
+        scheduler: partial | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = None,
+        label_smoothing: float = 0.0,
+        finetune: dict | None = None,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # Micro-averaged accuracy is Kaggle's metric; torchmetrics' Multiclass* default to macro.
+        self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        # fastai-style stages (kmnist.finetune.FineTuneStages switches "frozen" -> "unfrozen").
+        self.stage: str | None = "frozen" if finetune else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        loss_metric.update(loss.detach(), weight=len(y))
+        acc_metric.update(logits.detach(), y)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, self.train_loss, self.train_acc)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, self.val_loss, self.val_acc)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return torch.softmax(self(batch[0]).float(), dim=-1)
+
+    # ------------------------------------------------------------ optimisers
+
+    def param_groups(self) -> list[dict[str, Any]] | Any:
+        """Parameters for the optimiser; a network may define `param_groups()` (discriminative LRs)."""
+        groups = getattr(self.net, "param_groups", None)
+        return groups() if callable(groups) else self.parameters()
+
+    def _schedule_length(self, factory: partial) -> dict[str, int]:
+        """Fill in a scheduler's length from the trainer when its config leaves it out."""
+        params = inspect.signature(factory.func).parameters
+        steps = self.trainer.estimated_stepping_batches
+        length = steps if self.hparams.scheduler_interval == "step" else self.trainer.max_epochs
+        fill = {}
+        if "total_steps" in params and factory.keywords.get("total_steps") is None and factory.keywords.get("epochs") is None:
+            from kmnist.finetune import one_cycle_steps
+
+            fill["total_steps"] = one_cycle_steps(length, factory.keywords.get("pct_start", 0.3))
+        if "T_max" in params and factory.keywords.get("T_max") is None:
+            fill["T_max"] = int(length)
+        return fill
+
+    def configure_optimizers(self):
+        if self.hparams.finetune:
+            return self._finetune_optimizers()
+        optimizer = self.optimizer_factory(params=self.param_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, **self._schedule_length(self.scheduler_factory))
+        config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
+        if self.hparams.scheduler_monitor:
+            config["monitor"] = self.hparams.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _finetune_optimizers(self):
+        """One optimizer + one-cycle schedule per fine-tuning stage, sized to that stage's steps."""
+        from kmnist.finetune import one_cycle, stage_optimizer
+
+        ft = self.hparams.finetune
+        steps_per_epoch = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs, 1)
+        epochs = ft["frozen_epochs"] if self.stage == "frozen" else ft["unfrozen_epochs"]
+        optimizer, lrs = stage_optimizer(self.net, self.optimizer_factory, self.stage or "unfrozen",
+                                         head_lr=self.optimizer_factory.keywords.get("lr", 1e-3), lr_min=ft["lr_min"], lr_max=ft["lr_max"])
+        scheduler = one_cycle(optimizer, lrs, total_steps=int(round(steps_per_epoch * epochs)), pct_start=ft.get("pct_start", 0.25))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

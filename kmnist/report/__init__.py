@@ -1,0 +1,31 @@
+"""Reports: training curves, evaluation plots and tables, batch previews, sweep leaderboards.
+
+Exports load lazily, so `python -m kmnist.report.sweep` and the Hydra callback don't import
+torch (seconds) just to read a few JSON files."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "digit_labels": "kmnist.report.labels",
+    "kannada_font": "kmnist.report.labels",
+    "plot_curves": "kmnist.report.curves",
+    "evaluate": "kmnist.report.evaluation",
+    "plot_batch": "kmnist.report.batch",
+    "gather": "kmnist.report.sweep",
+    "write_leaderboard": "kmnist.report.sweep",
+    "LeaderboardCallback": "kmnist.report.sweep",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,186 @@
+"""Leaderboard of a Hydra multirun: one row per job folder (SWEEP_DIR/0, /1, ...), best first.
+
+    python -m kmnist.report.sweep outputs/multirun/2026-11-26/10-00-00 [--metric val/acc]
+
+also runs by itself after every sweep through LeaderboardCallback (conf/hydra: callbacks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from hydra.experimental.callback import Callback
+
+from kmnist.report.files import save_figure, write_csv, write_text
+from kmnist.report.leaderboard_chart import leaderboard_figure
+
+log = logging.getLogger(__name__)
+
+OK, MISSING = "ok", "missing metrics"
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(word in metric.lower() for word in ("loss", "err"))
+
+
+def _read_metrics(job: Path) -> dict:
+    try:
+        metrics = json.loads((job / "metrics.json").read_text())
+    except (OSError, ValueError):  # not written (failed or still running) or cut short
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _read_overrides(job: Path) -> str:
+    try:
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    return " ".join(str(o) for o in overrides or [])
+
+
+def _number(value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None) -> pd.DataFrame:
+    """One row per job folder: job, overrides, <metric>, epochs, train_seconds, best_ckpt, model, status,
+    best first (NaN last). `maximize` defaults to False for losses and errors, True otherwise."""
+    maximize = not lower_is_better(metric) if maximize is None else maximize
+    rows = []
+    for job in job_dirs(Path(sweep_dir)):
+        metrics = _read_metrics(job)
+        value = _number(metrics.get(metric))
+        rows.append({
+            "job": int(job.name),
+            "overrides": _read_overrides(job),
+            metric: value,
+            "epochs": _number(metrics.get("epochs")),
+            "train_seconds": _number(metrics.get("train_seconds")),
+            "best_ckpt": metrics.get("best_ckpt") or "",
+            "model": metrics.get("model") or "",
+            "status": OK if math.isfinite(value) else MISSING,
+        })
+    columns = ["job", "overrides", metric, "epochs", "train_seconds", "best_ckpt", "model", "status"]
+    board = pd.DataFrame(rows, columns=columns)
+    board["epochs"] = board["epochs"].round().astype("Int64")  # whole epochs; <NA> for a failed job
+    # Stable sort on (metric, job) so ties keep job order.
+    return board.sort_values([metric, "job"], ascending=[not maximize, True], na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
+def _cell(value) -> str:
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA else str(value)
+    return text.replace("|", "\\|")
+
+
+def markdown_table(board: pd.DataFrame, metric: str, sweep_dir: Path) -> str:
+    """GitHub markdown, rank first, the metric to 4 decimals (pandas' to_markdown needs tabulate)."""
+    def checkpoint(path: str) -> str:
+        # Relative to the sweep folder when inside it: absolute paths make the table unreadable.
+        try:
+            return str(Path(path).resolve().relative_to(sweep_dir.resolve())) if path else ""
+        except ValueError:
+            return path
+
+    header = ["rank", "job", metric, "epochs", "train s", "status", "overrides", "best checkpoint"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * 5 + ["---"] * 3) + "|"]
+    for rank, (_, row) in enumerate(board.iterrows(), start=1):
+        value, seconds = row[metric], row["train_seconds"]
+        cells = [rank, row["job"], f"{value:.4f}" if math.isfinite(value) else "", row["epochs"],
+                 f"{seconds:.1f}" if math.isfinite(seconds) else "", row["status"],
+                 f"`{row['overrides']}`" if row["overrides"] else "", checkpoint(row["best_ckpt"])]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _optuna_note(sweep_dir: Path) -> str:
+    """Optuna's sweeper leaves optimization_results.yaml with the best parameters it found."""
+    try:
+        results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    params = results.get("best_params") if isinstance(results, dict) else None
+    if not params:
+        return ""
+    joined = " ".join(f"{k}={v}" for k, v in params.items())
+    return f"\nOptuna best: `{joined}` (value {results.get('best_value')})\n"
+
+
+def write_leaderboard(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None) -> Path:
+    """Write leaderboard.csv, leaderboard.md and leaderboard.png into `sweep_dir`, print the table,
+    and return the csv path. Raises FileNotFoundError / ValueError for a missing or jobless folder."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"no such folder: {sweep_dir}")
+    board = gather(sweep_dir, metric, maximize)
+    if board.empty:
+        raise ValueError(f"no job folders (0, 1, ...) in {sweep_dir}")
+    finished = int((board["status"] == OK).sum())
+    heading = f"# Sweep {sweep_dir}\n\n{finished} of {len(board)} jobs finished; sorted by {metric}, best first.\n\n"
+    table = markdown_table(board, metric, sweep_dir)
+    csv_path = write_csv(board, sweep_dir / "leaderboard.csv")
+    write_text(sweep_dir / "leaderboard.md", heading + table + _optuna_note(sweep_dir))
+    save_figure(leaderboard_figure(board, metric, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}"),
+                sweep_dir / "leaderboard.png")
+    print(table, end="")
+    return csv_path
+
+
+def find_sweep(path: str | os.PathLike) -> Path:
+    """`path` itself when it holds job folders, else the newest sweep below it (up to two levels,
+    e.g. outputs/multirun/DATE or outputs/multirun): Hydra's DATE/TIME names sort by time."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such folder: {path}")
+    if job_dirs(path):
+        return path
+    candidates = [d for pattern in ("*", "*/*") for d in path.glob(pattern) if d.is_dir() and job_dirs(d)]
+    if not candidates:
+        raise ValueError(f"no sweep job folders (0, 1, ...) in {path} or its subfolders")
+    return max(candidates, key=lambda d: d.relative_to(path).parts)
+
+
+class LeaderboardCallback(Callback):
+    """Hydra callback: write the leaderboard when a multirun ends. A report must never turn a
+    finished sweep into a failure, so any error is logged as a warning."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        try:
+            write_leaderboard(config.hydra.sweep.dir, metric=config.get("optimized_metric", "val/acc"))
+        except Exception as error:  # noqa: BLE001 - see the class docstring
+            log.warning("could not write the sweep leaderboard: %s", error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kmnist.report.sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("sweep_dir", help="a multirun folder (or a DATE folder holding them)")
+    parser.add_argument("--metric", default="val/acc", help="metrics.json key to rank by (default: val/acc)")
+    args = parser.parse_args(argv)
+    try:
+        sweep_dir = find_sweep(args.sweep_dir)
+        csv_path = write_leaderboard(sweep_dir, args.metric)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"\nwrote {csv_path}, leaderboard.md and leaderboard.png in {sweep_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Train one model from a composed Hydra config: the body of `train.py`.
+
+Shape after lightning-hydra-template's `src/train.py`: seed, instantiate data / network /
+module / callbacks / loggers / trainer from the config, fit, validate the best checkpoint,
+write `metrics.json`, return the metrics (the sweep optimises `cfg.optimized_metric`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from kmnist.data.datamodule import KannadaMNISTDataModule
+from kmnist.data.io import DataError
+from kmnist.finetune import FineTuneStages
+from kmnist.models import build_network
+from kmnist.module import Classifier
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Callbacks and loggers are dicts of configs (one file each); build those with a _target_."""
+    if not group:
+        return []
+    return [instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item]
+
+
+def _without_validation(cfg: DictConfig) -> None:
+    """No held-out rows (e.g. data.val_writers=0): checkpoint the last epoch, monitor train loss."""
+    with open_dict(cfg):
+        cfg.optimized_metric = "train/acc"
+        cfg.trainer.limit_val_batches = 0
+        cfg.validate_best = False
+        if cfg.get("callbacks"):
+            cfg.callbacks.pop("early_stopping", None)
+            if "model_checkpoint" in cfg.callbacks:
+                cfg.callbacks.model_checkpoint.monitor = None
+                cfg.callbacks.model_checkpoint.filename = "epoch_{epoch:03d}"
+        if (cfg.scheduler.get("monitor") or "").startswith("val/"):
+            cfg.scheduler.monitor = "train/loss"
+
+
+def ensure_data(train_path: Path) -> None:
+    """Missing data: offer the download at an interactive terminal with a network, else fail clearly."""
+    if train_path.is_file():
+        return
+    from kmnist.data import download
+
+    message = (f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
+               f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`")
+    if sys.stdin.isatty() and download.network_reachable():
+        answer = input(f"{train_path} is missing. Download Kannada-MNIST into {train_path.parent} now? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            download.download(train_path.parent)
+            return
+    raise DataError(message)
+
+
+def build_module(cfg: DictConfig) -> Classifier:
+    scheduler = instantiate(cfg.scheduler.fn) if cfg.scheduler.get("fn") else None
+    return Classifier(
+        net=build_network(OmegaConf.to_container(cfg.model, resolve=True)),
+        optimizer=instantiate(cfg.optim),
+        scheduler=scheduler,
+        scheduler_interval=cfg.scheduler.interval,
+        scheduler_monitor=cfg.scheduler.get("monitor"),
+        label_smoothing=cfg.loss.label_smoothing,
+        finetune=OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else None,
+        config=plain_config(cfg),
+    )
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    """The run's resolved config as plain containers (stored in checkpoints; no Hydra internals)."""
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            for key in cfg if key != "hydra"}
+
+
+def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path) -> float | None:
+    """Lightning's LR range test; saves the plot and the suggestion into the run directory."""
+    from lightning.pytorch.tuner import Tuner
+
+    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=cfg.tune.min_lr, max_lr=cfg.tune.max_lr,
+                                    num_training=cfg.tune.num_training, update_attr=False)
+    suggestion = finder.suggestion() if finder is not None else None
+    if finder is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        figure = finder.plot(suggest=suggestion is not None)
+        figure.axes[0].set_title(f"LR finder ({cfg.model.name}): suggestion {suggestion:.2e}" if suggestion else "LR finder")
+        figure.savefig(output_dir / "lr_find.png", dpi=120, bbox_inches="tight")
+        (output_dir / "lr_find.json").write_text(json.dumps({"suggestion": suggestion, "lr": finder.results["lr"], "loss": finder.results["loss"]}))
+    log.info("LR finder suggests %s", suggestion)
+    if suggestion and cfg.tune.use_suggestion:
+        module.optimizer_factory = partial(module.optimizer_factory, lr=suggestion)
+        # One-cycle peaks at max_lr: follow the suggestion there too.
+        if module.scheduler_factory is not None and "max_lr" in module.scheduler_factory.keywords:
+            module.scheduler_factory = partial(module.scheduler_factory, max_lr=suggestion)
+    return suggestion
+
+
+def train(cfg: DictConfig) -> dict:
+    pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    datamodule: KannadaMNISTDataModule = instantiate(cfg.data)
+    ensure_data(datamodule.path(datamodule.train_file))
+    if not datamodule.holds_out_validation:
+        _without_validation(cfg)
+
+    if cfg.get("finetune"):
+        with open_dict(cfg):  # the two stages make up the whole run
+            cfg.trainer.max_epochs = cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs
+    module = build_module(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if cfg.get("finetune"):
+        callbacks.append(FineTuneStages(cfg.finetune.frozen_epochs))
+    if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the bar callback
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    metrics: dict = {}
+    if cfg.tune.lr_find:
+        metrics["lr_find/suggestion"] = find_lr(cfg, trainer, module, datamodule, output_dir)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - start
+
+    best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.validate_best and best_ckpt:
+        validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
+        metrics.update(validated[0] if validated else {})
+    else:
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) else v for k, v in metrics.items()}
+    metrics.update(best_ckpt=os.path.abspath(best_ckpt) if best_ckpt else None, train_seconds=round(train_seconds, 2),
+                   epochs=trainer.current_epoch, model=cfg.model.name)
+
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", metrics)
+        score = metrics.get(cfg.optimized_metric)
+        log.info("%s = %s after %d epochs (%.1f s); best checkpoint: %s", cfg.optimized_metric,
+                 f"{score:.4f}" if isinstance(score, float) else score, trainer.current_epoch, train_seconds, metrics["best_ckpt"])
+    return metrics
+
+
+def write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)

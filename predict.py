@@ -1,0 +1,24 @@
+"""Write a Kaggle submission from checkpoint(s): `python predict.py ckpt=PATH [input=CSV] [output=CSV]`.
+
+`ckpt=[a.ckpt,b.ckpt] tta=true` averages an ensemble over flip-free test-time views. An input
+with a `label` column is also scored (accuracy printed and saved beside the submission).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    from kmnist.data.io import DataError
+    from kmnist.inference import CheckpointError
+    from kmnist.prediction import predict
+
+    try:
+        predict(cfg)
+    except (DataError, CheckpointError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

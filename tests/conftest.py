@@ -1,0 +1,105 @@
+"""Shared fixtures: a small real data folder and the real Hydra config, shrunk for CPU tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from kmnist.data.io import DigitTable, atomic_write_csv, read_digits, table_to_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED = Path(os.environ.get("KMNIST_DATA", ROOT.parent / "shared" / "data" / "kannada_mnist"))
+TRAIN_ROWS = 3840  # three writers of 1,280 rows: enough for a writer split with one held out
+TEST_ROWS = 600
+
+
+def synthetic_digits(n: int, seed: int = 0) -> DigitTable:
+    """Learnable stand-in digits (a bar per class plus noise), used only when the real data is absent."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 2 + 2 * label : 5 + 2 * label, 4:24] = 255
+    return DigitTable(images=images, labels=labels.astype(np.int64))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory) -> Path:
+    """Every test session parses into its own cache, never the user's ~/.cache/kmnist."""
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["KMNIST_CACHE"] = str(cache)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A folder in the real layout: the first writers of the real train.csv.gz and the first
+    rows of test.csv.gz when KMNIST_DATA holds them, synthetic digits otherwise."""
+    out = tmp_path_factory.mktemp("kannada_mnist")
+    if (SHARED / "train.csv.gz").is_file():
+        train = read_digits(SHARED / "train.csv.gz")
+        test = read_digits(SHARED / "test.csv.gz")
+        train = DigitTable(images=train.images[:TRAIN_ROWS], labels=train.labels[:TRAIN_ROWS])
+        test = DigitTable(images=test.images[:TEST_ROWS], ids=test.ids[:TEST_ROWS])
+    else:
+        train = synthetic_digits(TRAIN_ROWS)
+        test = DigitTable(images=synthetic_digits(TEST_ROWS, seed=1).images, ids=np.arange(TEST_ROWS) + 7)
+    atomic_write_csv(table_to_frame(train), out / "train.csv.gz")
+    atomic_write_csv(table_to_frame(test), out / "test.csv.gz")
+    # A labelled file, as the downloader writes for the official test set.
+    labelled = DigitTable(images=train.images[:500], labels=train.labels[:500], ids=np.arange(500))
+    atomic_write_csv(table_to_frame(labelled), out / "test_labelled.csv.gz")
+    return out
+
+
+def shrink(cfg: DictConfig, output_dir: Path) -> None:
+    """A few CPU steps, no progress bar, outputs under tmp."""
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.max_epochs = 1
+        cfg.trainer.limit_train_batches = 6
+        cfg.trainer.limit_val_batches = 2
+        cfg.trainer.log_every_n_steps = 1
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
+        cfg.callbacks.pop("progress_bar", None)
+        cfg.data.batch_size = 32
+        cfg.data.eval_batch_size = 256
+
+
+@pytest.fixture
+def compose_train(data_dir, tmp_path):
+    """compose_train(*overrides) -> the real training config, shrunk, with HydraConfig set."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            cfg = compose(config_name="config", return_hydra_config=True,
+                          overrides=[f"data.dir={data_dir}", "data.val_writers=1", *overrides])
+        shrink(cfg, tmp_path)
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def run_cli(script: str, *args: str, cwd: Path, timeout: int = 600):
+    """Run train.py / predict.py as a user would, in a subprocess."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,223 @@
+"""kmnist.data.download against a real HTTP server on 127.0.0.1 serving small, made-up IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import socket
+import struct
+import threading
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kmnist.data.download import FILES, download, main, network_reachable
+from kmnist.data.io import DataError, read_digits
+
+COUNTS = {"train": 30, "test": 20, "dig": 20}
+TRAIN_IMAGES = FILES["train"][0]
+TEST_LABELS = FILES["test"][1]
+
+
+def idx_gz(array: np.ndarray) -> bytes:
+    magic = 0x0803 if array.ndim == 3 else 0x0801
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files, plus faults the test arms per file name: one 503, or one dropped connection."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        state = self.server.state
+        name = self.path.rsplit("/", 1)[-1]
+        state.hits[name] += 1
+        if name in state.fail_once:
+            state.fail_once.discard(name)
+            self.send_error(503)
+        elif name in state.drop_once:
+            state.drop_once.discard(name)
+            data = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data) + 1000))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+        else:
+            super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    root = tmp_path / "served"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set())
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick shutdown
+    thread.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}/", root=root, state=httpd.state)
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def dataset(server):
+    """Writes the six files into the server's folder; `checksums` skips the train images, as upstream."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, (images, labels) in FILES.items():
+        arrays[images] = rng.integers(0, 256, (COUNTS[split], 28, 28), dtype=np.uint8)
+        arrays[labels] = rng.integers(0, 10, COUNTS[split], dtype=np.uint8)
+    for name, array in arrays.items():
+        (server.root / name).write_bytes(idx_gz(array))
+    checksums = {name: hashlib.sha256((server.root / name).read_bytes()).hexdigest() for name in arrays if name != TRAIN_IMAGES}
+    return SimpleNamespace(arrays=arrays, checksums=checksums)
+
+
+def fetch(server, dataset, dest, **kwargs):
+    options = dict(base_url=server.url, backoff=0, checksums=dataset.checksums, expected_counts=COUNTS, progress=False)
+    return download(dest, **{**options, **kwargs})
+
+
+def leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.iterdir() if p.name.startswith("."))
+
+
+def test_download_converts_to_kaggle_layout(server, dataset, tmp_path):
+    dest = fetch(server, dataset, tmp_path / "out")
+    a = dataset.arrays
+
+    train = read_digits(dest / "train.csv.gz", use_cache=False)
+    np.testing.assert_array_equal(train.images, a[FILES["train"][0]])
+    np.testing.assert_array_equal(train.labels, a[FILES["train"][1]])
+    assert train.ids is None
+    for split in ("test", "dig"):
+        images, labels = a[FILES[split][0]], a[FILES[split][1]]
+        plain = read_digits(dest / f"{split}.csv.gz", use_cache=False)
+        np.testing.assert_array_equal(plain.images, images)
+        np.testing.assert_array_equal(plain.ids, np.arange(COUNTS[split]))
+        assert plain.labels is None
+        labelled = read_digits(dest / f"{split}_labelled.csv.gz", use_cache=False)
+        np.testing.assert_array_equal(labelled.images, images)
+        np.testing.assert_array_equal(labelled.labels, labels)
+        np.testing.assert_array_equal(labelled.ids, np.arange(COUNTS[split]))
+        assert list(pd.read_csv(dest / f"{split}_labelled.csv.gz", nrows=0).columns[:3]) == ["id", "label", "pixel0"]
+
+    submission = pd.read_csv(dest / "sample_submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["id"].tolist() == list(range(COUNTS["test"])) and (submission["label"] == 0).all()
+    provenance = (dest / "PROVENANCE.md").read_text()
+    assert "arXiv:1908.01242" in provenance and "CC BY-SA 4.0" in provenance and "Vinay Uday Prabhu" in provenance
+    assert leftovers(dest) == []
+
+
+def test_verified_files_are_skipped_unless_forced(server, dataset, tmp_path):
+    dest = fetch(server, dataset, tmp_path / "out")
+    assert sum(server.state.hits.values()) == 6
+    fetch(server, dataset, dest)
+    assert sum(server.state.hits.values()) == 6
+    (dest / TEST_LABELS).write_bytes(b"damaged")  # a bad local copy is fetched again
+    fetch(server, dataset, dest)
+    assert server.state.hits[TEST_LABELS] == 2 and sum(server.state.hits.values()) == 7
+    fetch(server, dataset, dest, force=True)
+    assert sum(server.state.hits.values()) == 13
+
+
+def test_checksum_mismatch_is_retried_then_fails(server, dataset, tmp_path):
+    served = server.root / TEST_LABELS
+    served.write_bytes(idx_gz(np.zeros(COUNTS["test"], dtype=np.uint8)))  # valid IDX, wrong content
+    actual = hashlib.sha256(served.read_bytes()).hexdigest()
+    dest = tmp_path / "out"
+    with pytest.raises(DataError) as info:
+        fetch(server, dataset, dest, retries=2)
+    message = str(info.value)
+    assert TEST_LABELS in message and dataset.checksums[TEST_LABELS] in message and actual in message
+    assert server.state.hits[TEST_LABELS] == 3
+    assert not (dest / TEST_LABELS).exists()
+    assert not (dest / "train.csv.gz").exists()
+    assert leftovers(dest) == []
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_dropped_connection(server, dataset, tmp_path, retries):
+    name = FILES["test"][0]
+    server.state.drop_once.add(name)
+    dest = tmp_path / "out"
+    if retries:
+        fetch(server, dataset, dest, retries=retries, progress=True)
+        np.testing.assert_array_equal(read_digits(dest / "test.csv.gz", use_cache=False).images, dataset.arrays[name])
+    else:
+        with pytest.raises(DataError, match="connection closed after"):
+            fetch(server, dataset, dest, retries=retries)
+        assert not (dest / name).exists()
+    assert server.state.hits[name] == (2 if retries else 1)
+    assert leftovers(dest) == []
+
+
+def test_server_error_is_retried(server, dataset, tmp_path):
+    server.state.fail_once.add(TRAIN_IMAGES)
+    dest = fetch(server, dataset, tmp_path / "out", retries=1)
+    assert server.state.hits[TRAIN_IMAGES] == 2
+    assert (dest / "train.csv.gz").is_file()
+
+
+def test_404_fails_at_once_naming_the_url(server, dataset, tmp_path):
+    (server.root / TEST_LABELS).unlink()
+    with pytest.raises(DataError) as info:
+        fetch(server, dataset, tmp_path / "out", retries=2, backoff=1)  # a retry would show in hits (and take seconds)
+    assert f"{server.url}{TEST_LABELS}" in str(info.value) and "404" in str(info.value)
+    assert server.state.hits[TEST_LABELS] == 1
+
+
+@pytest.mark.parametrize(
+    "served, problem",
+    [
+        (gzip.compress(b"\x00\x00\x09\x03" + bytes(100), mtime=0), "element type 0x09"),
+        (gzip.compress(b"<html>not found</html>", mtime=0), "not an IDX file"),
+        (idx_gz(np.zeros((COUNTS["train"] + 1, 28, 28), dtype=np.uint8)), r"shape \(31, 28, 28\), expected \(30, 28, 28\)"),
+    ],
+    ids=["bad-element-type", "not-idx", "wrong-count"],
+)
+def test_bad_train_images_raise_data_error(server, dataset, tmp_path, served, problem):
+    (server.root / TRAIN_IMAGES).write_bytes(served)
+    dest = tmp_path / "out"
+    with pytest.raises(DataError, match=problem) as info:
+        fetch(server, dataset, dest, retries=1)
+    assert str(info.value).startswith(TRAIN_IMAGES)
+    assert ".part" not in str(info.value)  # names the published file, not the temporary one
+    assert not (dest / TRAIN_IMAGES).exists() and leftovers(dest) == []
+
+
+def test_cli_reports_one_line_error(server, tmp_path, capsys):
+    code = main(["--dest", str(tmp_path / "out"), "--base-url", server.url + "nowhere/", "--retries", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{server.url}nowhere/{TRAIN_IMAGES}" in err
+
+
+def test_cli_dest_defaults_to_kmnist_data(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KMNIST_DATA", str(tmp_path / "from_env"))
+    assert main(["--base-url", server.url, "--retries", "0"]) == 1  # nothing served
+    assert (tmp_path / "from_env").is_dir()
+
+
+def test_network_reachable(server):
+    assert network_reachable(server.url, timeout=2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    assert not network_reachable(closed, timeout=2)
+    assert not network_reachable("not a url")

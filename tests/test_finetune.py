@@ -1,0 +1,116 @@
+"""fastai-style fine-tuning, the LR finder, and every notebook recipe through a real Trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from kmnist.finetune import FineTuneStages, discriminative_lrs, layer_groups
+from kmnist.models import create_model
+from kmnist.training import train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("notebook_*.yaml"))
+
+
+def trainable(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_discriminative_lrs_are_geometric_and_increasing():
+    lrs = discriminative_lrs(2e-6, 2e-3, 6)
+    assert lrs[0] == pytest.approx(2e-6) and lrs[-1] == pytest.approx(2e-3)
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    assert all(r == pytest.approx(ratios[0]) for r in ratios) and ratios[0] > 1
+
+
+class _Recorder(FineTuneStages):
+    """Records, at every training step, the trainable parameter count and the optimiser's groups."""
+
+    def __init__(self, frozen_epochs):
+        super().__init__(frozen_epochs)
+        self.seen = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        body = layer_groups(pl_module.net)[:-1]
+        bn_training = [m.training for g in body for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        optimizer = trainer.optimizers[0]
+        self.seen.setdefault(trainer.current_epoch, {
+            "trainable": trainable(pl_module.net),
+            "group_lrs": [g["initial_lr"] if "initial_lr" in g else g["lr"] for g in optimizer.param_groups],
+            "max_lrs": [g.get("max_lr") for g in optimizer.param_groups],
+            "bn_training": bn_training,
+        })
+
+
+def test_stages_freeze_then_unfreeze_with_discriminative_lrs(compose_train, monkeypatch):
+    cfg = compose_train("model=cnn", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=1",
+                        "finetune.lr_min=1e-5", "finetune.lr_max=1e-3")
+    recorder = _Recorder(1)
+    monkeypatch.setattr("kmnist.training.FineTuneStages", lambda frozen_epochs: recorder)
+    train(cfg)
+
+    net = create_model("cnn")
+    head = trainable(layer_groups(net)[-1])
+    assert recorder.seen[0]["trainable"] == head, "stage 1 trains the head only"
+    assert recorder.seen[1]["trainable"] == trainable(net), "stage 2 trains everything"
+    assert len(recorder.seen[0]["max_lrs"]) == 1
+    stage2 = recorder.seen[1]["max_lrs"]
+    assert stage2 == pytest.approx(discriminative_lrs(1e-5, 1e-3, len(layer_groups(net))))
+
+
+def test_frozen_batchnorm_stays_in_eval_mode(compose_train, monkeypatch):
+    cfg = compose_train("model=convnet", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=1")
+    with open_dict(cfg):
+        cfg.trainer.limit_train_batches = 2
+    recorder = _Recorder(1)
+    monkeypatch.setattr("kmnist.training.FineTuneStages", lambda frozen_epochs: recorder)
+    train(cfg)
+    assert recorder.seen[0]["bn_training"] and not any(recorder.seen[0]["bn_training"])
+    assert all(recorder.seen[1]["bn_training"])
+
+
+def test_lr_finder_saves_plot_and_uses_suggestion(compose_train, tmp_path):
+    cfg = compose_train("model=cnn", "tune.lr_find=true", "tune.num_training=30")
+    with open_dict(cfg):
+        cfg.trainer.limit_train_batches = 40  # the range test needs enough steps to suggest
+    metrics = train(cfg)
+    saved = json.loads((tmp_path / "lr_find.json").read_text())
+    assert saved["suggestion"] is not None and 1e-6 <= saved["suggestion"] <= 1.0
+    assert (tmp_path / "lr_find.png").stat().st_size > 10_000
+    assert saved["suggestion"] == pytest.approx(metrics["lr_find/suggestion"])
+    ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
+    lr_logged = [v for k, v in ckpt["optimizer_states"][0]["param_groups"][0].items() if k in ("lr", "max_lr")]
+    assert any(v == pytest.approx(saved["suggestion"]) for v in lr_logged)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_completes_fast_dev_run(compose_train, experiment):
+    overrides = [f"experiment={experiment}", "trainer.fast_dev_run=true"]
+    if experiment == "notebook_resnet50":
+        overrides.append("model.pretrained=false")
+    cfg = compose_train(*overrides)
+    with open_dict(cfg):
+        cfg.trainer.limit_train_batches = None
+        cfg.trainer.limit_val_batches = None
+        cfg.data.batch_size = min(cfg.data.batch_size, 16)
+    assert cfg.model.name in experiment or experiment.endswith(cfg.model.name)
+    train(cfg)
+
+
+def test_notebook_resnet50_both_stages_from_local_weights(compose_train, tmp_path):
+    timm = pytest.importorskip("timm")
+    weights = tmp_path / "resnet50_imagenet.pth"
+    torch.save(timm.create_model("resnet50", num_classes=1000).state_dict(), weights)
+    cfg = compose_train("experiment=notebook_resnet50", f"model.weights={weights}", "finetune.frozen_epochs=1",
+                        "finetune.unfrozen_epochs=1", "tune.num_training=8", "data.limit_rows=1280", "data.val_fraction=0.1")
+    with open_dict(cfg):
+        cfg.trainer.limit_train_batches = 2
+        cfg.trainer.limit_val_batches = 1
+        cfg.data.batch_size = 16
+    metrics = train(cfg)
+    assert metrics["epochs"] == 2 and Path(metrics["best_ckpt"]).is_file()
+    assert (tmp_path / "lr_find.png").is_file()

@@ -1,0 +1,194 @@
+"""Readers, validation errors and the parse cache, on real files the tests write."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kmnist.data.io import PIXEL_COLUMNS, DataError, DigitTable, atomic_write_csv, read_digits, read_idx, table_to_frame
+
+
+def make_table(n=12, labels=True, ids=False, seed=0) -> DigitTable:
+    rng = np.random.default_rng(seed)
+    return DigitTable(images=rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+                      labels=(np.arange(n) % 10) if labels else None, ids=(np.arange(n) * 3 + 1) if ids else None)
+
+
+def write(tmp_path, frame: pd.DataFrame, name="x.csv") -> os.PathLike:
+    path = tmp_path / name
+    frame.to_csv(path, index=False, compression="gzip" if name.endswith(".gz") else None)
+    return path
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.csv.gz"])
+@pytest.mark.parametrize("labels,ids", [(True, False), (False, True), (True, True)])
+def test_csv_round_trip(tmp_path, name, labels, ids):
+    table = make_table(labels=labels, ids=ids)
+    path = write(tmp_path, table_to_frame(table), name)
+    got = read_digits(path, use_cache=False)
+    np.testing.assert_array_equal(got.images, table.images)
+    assert (got.labels is None) == (not labels) and (got.ids is None) == (not ids)
+    if labels:
+        np.testing.assert_array_equal(got.labels, table.labels)
+    if ids:
+        np.testing.assert_array_equal(got.ids, table.ids)
+
+
+def test_pixel_layout_is_row_major(tmp_path):
+    frame = table_to_frame(DigitTable(images=np.zeros((1, 28, 28), np.uint8), labels=np.array([3])))
+    frame.loc[0, "pixel30"] = 200  # row 1, column 2
+    image = read_digits(write(tmp_path, frame), use_cache=False).images[0]
+    assert image[1, 2] == 200 and image.sum() == 200
+
+
+def bad_frame(mutate):
+    frame = table_to_frame(make_table(n=5))
+    return mutate(frame)
+
+
+def _set(frame, row, col, value):
+    frame = frame.astype(object)
+    frame.loc[row, col] = value
+    return frame
+
+
+@pytest.mark.parametrize("mutate,needles", [
+    (lambda f: f.drop(columns=["pixel783"]), ["784", "missing"]),
+    (lambda f: f.assign(extra=1), ["extra"]),
+    (lambda f: f.rename(columns={"pixel10": "px10"}), ["column 12", "px10", "pixel10"]),
+    (lambda f: _set(f, 2, "pixel5", 300), ["line 4", "pixel5", "0..255"]),
+    (lambda f: _set(f, 1, "pixel7", -1), ["line 3", "pixel7", "0..255"]),
+    (lambda f: _set(f, 3, "pixel9", "abc"), ["line 5", "pixel9", "not a number"]),
+    (lambda f: _set(f, 0, "pixel1", 1.5), ["line 2", "pixel1", "not an integer"]),
+    (lambda f: _set(f, 4, "pixel2", np.nan), ["line 6", "pixel2", "NaN"]),
+    (lambda f: _set(f, 2, "label", 10), ["line 4", "label", "0..9"]),
+])
+def test_csv_errors_name_file_line_and_column(tmp_path, mutate, needles):
+    path = write(tmp_path, bad_frame(mutate))
+    with pytest.raises(DataError) as err:
+        read_digits(path, use_cache=False)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_duplicate_ids(tmp_path):
+    frame = table_to_frame(make_table(n=4, labels=False, ids=True))
+    frame.loc[3, "id"] = frame.loc[1, "id"]
+    with pytest.raises(DataError, match=r"line 5, column id: duplicate id"):
+        read_digits(write(tmp_path, frame), use_cache=False)
+
+
+def test_empty_and_header_only_and_missing(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        read_digits(empty, use_cache=False)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(",".join(["label", *PIXEL_COLUMNS]) + "\n")
+    with pytest.raises(DataError, match="no data rows"):
+        read_digits(header_only, use_cache=False)
+    with pytest.raises(DataError, match=r"not found.*KMNIST_DATA.*kmnist.data.download"):
+        read_digits(tmp_path / "nope.csv.gz", use_cache=False)
+
+
+def test_truncated_gzip(tmp_path):
+    path = write(tmp_path, table_to_frame(make_table(n=50)), "t.csv.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="t.csv.gz"):
+        read_digits(path, use_cache=False)
+
+
+# ---------------------------------------------------------------- IDX
+
+
+def idx_bytes(array: np.ndarray, magic_type=0x08) -> bytes:
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_round_trip(tmp_path, compress):
+    images = make_table(n=7).images
+    raw = idx_bytes(images)
+    path = tmp_path / ("x.idx.gz" if compress else "x.idx")
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    np.testing.assert_array_equal(read_idx(path), images)
+    labels = np.arange(7, dtype=np.uint8)
+    (tmp_path / "y.idx").write_bytes(idx_bytes(labels))
+    np.testing.assert_array_equal(read_idx(tmp_path / "y.idx"), labels)
+
+
+@pytest.mark.parametrize("raw,needle", [
+    (b"\x01\x02\x08\x03" + b"\0" * 12, "bad magic"),
+    (idx_bytes(np.zeros((2, 27, 28))), "27x28"),
+    (idx_bytes(np.zeros((3, 28, 28)))[:-5], "promises"),
+    (idx_bytes(np.zeros((2, 2))), "2 dimensions"),
+])
+def test_idx_errors(tmp_path, raw, needle):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(raw)
+    with pytest.raises(DataError, match=needle):
+        read_idx(path)
+
+
+# ---------------------------------------------------------------- cache
+
+
+def test_cache_hit_stale_and_corrupt(tmp_path):
+    cache = tmp_path / "cache"
+    table = make_table(n=20)
+    path = write(tmp_path, table_to_frame(table), "train.csv.gz")
+
+    read_digits(path, cache_dir=cache)
+    entries = list(cache.iterdir())
+    assert len(entries) == 1 and (entries[0] / "images.npy").is_file()
+    # Hit: the parsed arrays come from the cache, not the CSV. Prove it by planting a marker.
+    planted = np.load(entries[0] / "images.npy")
+    planted[0, 0, 0] = 77
+    np.save(entries[0] / "images.npy", planted)
+    assert read_digits(path, cache_dir=cache).images[0, 0, 0] == 77
+
+    # Stale: a changed source is parsed again, never served from the old entry.
+    changed = make_table(n=20, seed=5)
+    time.sleep(0.01)
+    write(tmp_path, table_to_frame(changed), "train.csv.gz")
+    np.testing.assert_array_equal(read_digits(path, cache_dir=cache).images, changed.images)
+
+    # Corrupt: a damaged entry is rebuilt from the source.
+    entry = next(e for e in cache.iterdir() if json.loads((e / "meta.json").read_text())["shape"][0] == 20
+                 and np.array_equal(np.load(e / "images.npy")[:1], changed.images[:1]))
+    (entry / "images.npy").write_bytes(b"garbage")
+    np.testing.assert_array_equal(read_digits(path, cache_dir=cache).images, changed.images)
+    np.testing.assert_array_equal(np.load(entry / "images.npy"), changed.images)
+
+
+def test_unwritable_cache_still_reads(tmp_path):
+    path = write(tmp_path, table_to_frame(make_table(n=3)), "a.csv")
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    assert len(read_digits(path, cache_dir=blocker / "sub")) == 3
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+
+    class Boom(pd.DataFrame):
+        def to_csv(self, *a, **k):
+            with open(a[0], "w") as fh:
+                fh.write("half")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write_csv(Boom({"a": [1]}), target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]

@@ -1,0 +1,140 @@
+"""Sweep leaderboard: order, contents, files, the CLI, and the Hydra callback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from matplotlib.image import imread
+from omegaconf import OmegaConf
+
+from kmnist.report.sweep import LeaderboardCallback, find_sweep, gather, write_leaderboard
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = {  # job: (overrides, metrics.json or None when the job never finished)
+    0: (["model=cnn", "optim.lr=0.01"], {"val/acc": 0.95, "val/loss": 0.2, "epochs": 3, "train_seconds": 10.5, "model": "cnn"}),
+    1: (["model=resnet", "optim.lr=0.001", "data.batch_size=256", "trainer.max_epochs=30"],
+        {"val/acc": 0.99, "val/loss": 0.05, "epochs": 30, "train_seconds": 99.0, "model": "resnet"}),
+    2: (["model=mlp"], None),
+    3: (["model=dnn"], {"val/acc": 0.97, "val/loss": 0.1, "epochs": 5, "train_seconds": 20.25, "model": "dnn"}),
+}
+
+
+def make_sweep(sweep_dir: Path) -> Path:
+    for job, (overrides, metrics) in JOBS.items():
+        job_dir = sweep_dir / str(job)
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        if metrics is not None:
+            payload = {**metrics, "best_ckpt": str(job_dir / "checkpoints" / "best.ckpt")}
+            (job_dir / "metrics.json").write_text(json.dumps(payload))
+    return sweep_dir
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    return make_sweep(tmp_path / "multirun" / "2026-11-26" / "10-00-00")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kmnist.report.sweep", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gather_sorts_best_first_and_marks_missing(sweep):
+    board = gather(sweep)
+    assert board["job"].tolist() == [1, 3, 0, 2]
+    assert board["status"].tolist() == ["ok", "ok", "ok", "missing metrics"]
+    assert math.isnan(board.loc[3, "val/acc"])
+    assert board.loc[3, "overrides"] == "model=mlp"
+    assert {"job", "overrides", "val/acc", "epochs", "train_seconds", "best_ckpt", "status"} <= set(board.columns)
+
+
+def test_best_row_equals_its_metrics_json(sweep):
+    best = gather(sweep).iloc[0]
+    metrics = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert best["val/acc"] == metrics["val/acc"]
+    assert best["epochs"] == metrics["epochs"]
+    assert best["train_seconds"] == metrics["train_seconds"]
+    assert best["best_ckpt"] == metrics["best_ckpt"]
+    assert best["overrides"] == "model=resnet optim.lr=0.001 data.batch_size=256 trainer.max_epochs=30"
+
+
+def test_a_loss_metric_ranks_lowest_first(sweep):
+    assert gather(sweep, metric="val/loss")["job"].tolist() == [1, 3, 0, 2]
+    assert gather(sweep, metric="val/acc", maximize=False)["job"].tolist() == [0, 3, 1, 2]
+
+
+def test_write_leaderboard_files(sweep, capsys):
+    csv_path = write_leaderboard(sweep)
+    assert csv_path == sweep / "leaderboard.csv"
+    assert pd.read_csv(csv_path)["job"].tolist() == [1, 3, 0, 2]
+
+    markdown = (sweep / "leaderboard.md").read_text()
+    assert "| rank | job | val/acc |" in markdown
+    assert "| 1 | 1 | 0.9900 |" in markdown and "| 2 | 3 | 0.9700 |" in markdown
+    assert "| 4 | 2 |" in markdown and "missing metrics" in markdown
+    assert "| 1 | 1 | 0.9900 |" in capsys.readouterr().out  # printed, too
+
+    pixels = imread(sweep / "leaderboard.png")
+    assert min(pixels.shape[:2]) >= 300 and pixels[..., :3].std() > 0
+
+
+def test_write_leaderboard_rejects_a_folder_without_jobs(tmp_path):
+    with pytest.raises(ValueError, match="no job folders"):
+        write_leaderboard(tmp_path)
+
+
+def test_find_sweep_picks_the_newest_sweep_in_a_date_folder(tmp_path):
+    make_sweep(tmp_path / "2026-11-26" / "09-00-00")
+    newest = make_sweep(tmp_path / "2026-11-26" / "10-00-00")
+    assert find_sweep(tmp_path / "2026-11-26") == newest
+    assert find_sweep(tmp_path) == newest  # the multirun folder, two levels up
+    assert find_sweep(newest) == newest
+
+
+def test_cli_on_a_sweep_folder(sweep):
+    result = run_cli(str(sweep), "--metric", "val/acc")
+    assert result.returncode == 0, result.stderr
+    assert "| 1 | 1 | 0.9900 |" in result.stdout
+    assert (sweep / "leaderboard.csv").is_file() and (sweep / "leaderboard.png").is_file()
+
+
+def test_cli_on_a_date_folder_reports_its_newest_sweep(tmp_path):
+    older = make_sweep(tmp_path / "2026-11-26" / "09-00-00")
+    newer = make_sweep(tmp_path / "2026-11-26" / "10-00-00")
+    result = run_cli(str(tmp_path / "2026-11-26"))
+    assert result.returncode == 0, result.stderr
+    assert (newer / "leaderboard.md").is_file()
+    assert not (older / "leaderboard.md").exists()
+
+
+@pytest.mark.parametrize("make_dir", [False, True], ids=["missing folder", "folder without jobs"])
+def test_cli_errors_exit_1_with_one_line(tmp_path, make_dir):
+    target = tmp_path / "nowhere"
+    if make_dir:
+        target.mkdir()
+    result = run_cli(str(target))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_callback_writes_the_leaderboard_after_a_multirun(sweep):
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "optimized_metric": "val/loss"})
+    LeaderboardCallback().on_multirun_end(config=config)
+    assert pd.read_csv(sweep / "leaderboard.csv")["val/loss"].tolist()[:3] == [0.05, 0.1, 0.2]
+
+
+def test_callback_never_raises(tmp_path, caplog):
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "missing")}}})
+    with caplog.at_level(logging.WARNING, logger="kmnist.report.sweep"):
+        LeaderboardCallback().on_multirun_end(config=config)
+    assert "could not write the sweep leaderboard" in caplog.text

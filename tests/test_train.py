@@ -1,0 +1,131 @@
+"""Real Lightning fits through Hydra's compose API, then predict.py on the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from conftest import CONF, run_cli
+from kmnist.inference import CheckpointError, load_checkpoint, predict_proba
+from kmnist.prediction import predict
+from kmnist.training import train
+
+
+def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
+    cfg = compose_train("model=cnn", "data/augment=notebook", "scheduler=onecycle")
+    metrics = train(cfg)
+
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["val/acc"] == pytest.approx(metrics["val/acc"]) and 0 <= saved["val/acc"] <= 1
+    assert saved["train_seconds"] > 0 and saved["epochs"] == 1
+    best = Path(saved["best_ckpt"])
+    assert best.is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+    # Checkpoints hold only plain data: they load with weights_only=True.
+    ckpt = torch.load(best, weights_only=True)
+    assert ckpt["hyper_parameters"]["config"]["model"]["name"] == "cnn"
+    assert set(ckpt["KannadaMNISTDataModule"]) == {"mean", "std"}
+    # The validated metric is the best checkpoint's, recomputed from the file.
+    assert metrics["val/acc"] == pytest.approx(float(ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]["best_model_score"]))
+
+
+def test_training_learns(compose_train):
+    """A few dozen steps on real digits must beat chance by far (a broken loss or label path cannot)."""
+    cfg = compose_train("model=cnn", "optim.lr=0.003")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+        cfg.trainer.limit_train_batches = 40
+        cfg.trainer.limit_val_batches = None
+    metrics = train(cfg)
+    assert metrics["val/acc"] > 0.5, metrics
+
+
+def test_no_validation_split_trains_on_everything(compose_train, tmp_path):
+    cfg = compose_train("data.val_writers=0")
+    metrics = train(cfg)
+    assert "val/acc" not in metrics and "train/acc" in metrics
+    assert Path(metrics["best_ckpt"]).is_file()
+
+
+def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_path):
+    metrics = train(compose_train())
+    ckpt = metrics["best_ckpt"]
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="predict", return_hydra_config=True,
+                      overrides=[f"ckpt={ckpt}", f"input={data_dir / 'test.csv.gz'}", f"output={tmp_path / 'sub.csv'}", "progress=false"])
+    HydraConfig().set_config(cfg)
+    predict(cfg)
+    submission = pd.read_csv(tmp_path / "sub.csv")
+    test = pd.read_csv(data_dir / "test.csv.gz", usecols=["id"])
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["id"].tolist() == test["id"].tolist()
+    assert submission["label"].between(0, 9).all()
+
+    # The same predictions as the module itself gives on those images.
+    model = load_checkpoint(ckpt)
+    from kmnist.data.io import read_digits
+
+    probs = predict_proba([model], read_digits(data_dir / "test.csv.gz").images, progress=False)
+    np.testing.assert_array_equal(probs.argmax(1), submission["label"].to_numpy())
+
+
+def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, data_dir, tmp_path):
+    ckpt = train(compose_train())["best_ckpt"]
+    out = tmp_path / "labelled_sub.csv"
+    args = [f"ckpt={ckpt}", f"input={data_dir / 'test_labelled.csv.gz'}", f"output={out}", f"paths.log_dir={tmp_path}"]
+    done = run_cli("predict.py", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(pd.read_csv(out)) == 500
+    scored = json.loads((tmp_path / "labelled_sub_metrics.json").read_text())
+    assert 0 <= scored["accuracy"] <= 1 and "accuracy on" in done.stderr + done.stdout
+
+    again = run_cli("predict.py", *args, cwd=tmp_path)
+    assert again.returncode != 0 and "overwrite=true" in again.stderr
+    assert run_cli("predict.py", *args, "overwrite=true", cwd=tmp_path).returncode == 0
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not a kmnist checkpoint"):
+        load_checkpoint(tmp_path / "other.ckpt")
+    (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="trunc.ckpt"):
+        load_checkpoint(tmp_path / "trunc.ckpt")
+
+
+def test_missing_data_fails_with_a_clear_line(tmp_path):
+    done = run_cli("train.py", f"data.dir={tmp_path / 'nowhere'}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "KMNIST_DATA" in last and "kmnist.data.download" in last and "Traceback" not in done.stderr
+
+
+def test_two_job_multirun(data_dir, tmp_path):
+    done = run_cli(
+        "train.py", "-m", "model=cnn", "optim.lr=0.01,0.001", f"data.dir={data_dir}", "data.val_writers=1",
+        "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+        f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted((tmp_path / "multirun").glob("*/*/[0-9]*"))
+    assert len(jobs) == 2
+    lrs = set()
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert Path(metrics["best_ckpt"]).is_file()
+        lrs.add(torch.load(metrics["best_ckpt"], weights_only=True)["hyper_parameters"]["config"]["optim"]["lr"])
+    assert lrs == {0.01, 0.001}
