@@ -29,8 +29,11 @@ def predict(cfg: DictConfig) -> dict:
     write_submission(ids, labels, output, overwrite=cfg.overwrite or not cfg.output)
     result = {"input": str(cfg.input), "output": str(output.resolve()), "rows": len(labels), "checkpoints": [str(p) for p in paths], "tta": bool(cfg.tta)}
     if table.labels is not None:
+        from kmnist.report.evaluation import evaluate  # matplotlib only for labelled inputs
+
         result["accuracy"] = float((labels == table.labels).mean())
-        log.info("accuracy on %s: %.4f (%d rows)", cfg.input, result["accuracy"], len(labels))
+        result.update(evaluate(probs, table.labels, table.images, output.parent, title=Path(cfg.input).name))
+        log.info("accuracy on %s: %.4f (%d rows); report in %s", cfg.input, result["accuracy"], len(labels), output.parent)
     write_json(output.with_name(output.stem + "_metrics.json"), result)
     log.info("wrote %d predictions to %s", len(labels), output.resolve())
     return result

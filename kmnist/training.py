@@ -153,11 +153,26 @@ def train(cfg: DictConfig) -> dict:
                    epochs=trainer.current_epoch, model=cfg.model.name)
 
     if trainer.is_global_zero:
+        if cfg.get("report", True) and not trainer.fast_dev_run:
+            from kmnist.report.run_report import write_run_report  # matplotlib only when reporting
+
+            metrics.update(write_run_report(trainer, module, datamodule, output_dir, title=run_title(cfg)))
         write_json(output_dir / "metrics.json", metrics)
         score = metrics.get(cfg.optimized_metric)
         log.info("%s = %s after %d epochs (%.1f s); best checkpoint: %s", cfg.optimized_metric,
                  f"{score:.4f}" if isinstance(score, float) else score, trainer.current_epoch, train_seconds, metrics["best_ckpt"])
     return metrics
+
+
+def run_title(cfg: DictConfig) -> str:
+    """What a plot's title says of the run: the model and the overrides that made it."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = " ".join(HydraConfig.get().overrides.task)
+    except ValueError:  # no Hydra context (a plain function call)
+        overrides = ""
+    return f"{cfg.model.name}  {overrides}".strip()[:120]
 
 
 def write_json(path: Path, payload: dict) -> None:

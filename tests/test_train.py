@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import matplotlib.pyplot as plt
 import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra import compose, initialize_config_dir
@@ -22,6 +23,8 @@ from kmnist.training import train
 
 def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
     cfg = compose_train("model=cnn", "data/augment=notebook", "scheduler=onecycle")
+    with open_dict(cfg):
+        cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
     metrics = train(cfg)
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -37,6 +40,24 @@ def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
     assert set(ckpt["KannadaMNISTDataModule"]) == {"mean", "std"}
     # The validated metric is the best checkpoint's, recomputed from the file.
     assert metrics["val/acc"] == pytest.approx(float(ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]["best_model_score"]))
+
+
+def test_run_report_matches_the_validated_metrics(compose_train, tmp_path):
+    cfg = compose_train("model=cnn")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+        cfg.trainer.limit_val_batches = None
+    metrics = train(cfg)
+    for name in ("batch.png", "curves.png", "confusion.png", "confusion_normalized.png", "per_class.png", "errors.png"):
+        image = plt.imread(tmp_path / name)
+        assert min(image.shape[:2]) >= 300 and image.std() > 0, name
+    # The report's own evaluation of the best checkpoint agrees with Lightning's validation of it.
+    assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)
+    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    assert per_class["support"].sum() == 1280 and list(per_class["digit"]) == list(range(10))
+    recall_weighted = (per_class["recall"] * per_class["support"]).sum() / 1280
+    assert recall_weighted == pytest.approx(metrics["val/acc"], abs=1e-4)
+    assert {"val/f1_macro", "val/precision_micro"} <= set(json.loads((tmp_path / "metrics.json").read_text()))
 
 
 def test_training_learns(compose_train):
@@ -90,6 +111,9 @@ def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, 
     assert len(pd.read_csv(out)) == 500
     scored = json.loads((tmp_path / "labelled_sub_metrics.json").read_text())
     assert 0 <= scored["accuracy"] <= 1 and "accuracy on" in done.stderr + done.stdout
+    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    assert per_class["support"].sum() == 500
+    assert (tmp_path / "confusion.png").is_file() and (tmp_path / "errors.png").is_file()
 
     again = run_cli("predict.py", *args, cwd=tmp_path)
     assert again.returncode != 0 and "overwrite=true" in again.stderr
@@ -129,3 +153,10 @@ def test_two_job_multirun(data_dir, tmp_path):
         assert Path(metrics["best_ckpt"]).is_file()
         lrs.add(torch.load(metrics["best_ckpt"], weights_only=True)["hyper_parameters"]["config"]["optim"]["lr"])
     assert lrs == {0.01, 0.001}
+    # The sweep wrote its leaderboard by itself, best first, matching the jobs' own metrics.
+    board = pd.read_csv(jobs[0].parent / "leaderboard.csv")
+    assert len(board) == 2 and board["val/acc"].is_monotonic_decreasing
+    best = json.loads((jobs[0].parent / str(board["job"][0]) / "metrics.json").read_text())
+    assert board["val/acc"][0] == pytest.approx(best["val/acc"])
+    for job in jobs:
+        assert (job / "curves.png").is_file() and (job / "per_class.csv").is_file()

@@ -1,0 +1,75 @@
+"""Reports of one training run, written into its run directory.
+
+`ShowBatch` (a callback) saves `batch.png` when training starts: augmented samples exactly as
+the network receives them, like fastai's `show_batch`. `write_run_report` runs after fitting:
+`curves.png` from the run's own logged metrics, and the validation evaluation (confusion
+matrices, per-class scores, the most confidently wrong images) of the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from kmnist.report.batch import plot_batch
+from kmnist.report.curves import plot_curves
+from kmnist.report.evaluation import evaluate
+
+log = logging.getLogger(__name__)
+
+
+class ShowBatch(pl.Callback):
+    def __init__(self, n: int = 36, filename: str = "batch.png"):
+        self.n, self.filename = n, filename
+
+    @pl.utilities.rank_zero_only
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
+            return
+        # A private RNG stream: drawing this preview must not change the training run.
+        with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
+            images, labels = next(iter(datamodule.train_dataloader()))
+            batch = datamodule.on_after_batch_transfer((images[: self.n].to(pl_module.device), labels[: self.n]), 0)
+        out = Path(trainer.default_root_dir) / self.filename
+        plot_batch(batch[0].float().cpu(), batch[1].cpu(), out, n=self.n,
+                   title=f"training batch as the network sees it ({tuple(batch[0].shape[1:])})")
+
+
+def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
+    for logger in trainer.loggers:
+        if isinstance(logger, CSVLogger):
+            path = Path(logger.log_dir) / "metrics.csv"
+            return path if path.is_file() else None
+    return None
+
+
+@torch.inference_mode()
+def validation_outputs(module: pl.LightningModule, datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Softmax, labels and raw images of the whole validation split, in order."""
+    was_training = module.training
+    module.eval()
+    probs = []
+    for images, labels in datamodule.val_dataloader():
+        x, _ = datamodule.on_after_batch_transfer((images.to(module.device), labels), 0)
+        probs.append(torch.softmax(module(x).float(), dim=-1).cpu())
+    module.train(was_training)
+    images, labels = datamodule.val_set
+    return torch.cat(probs).numpy(), labels.cpu().numpy(), images[:, 0].cpu().numpy()
+
+
+def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule, output_dir: Path, title: str = "") -> dict:
+    """Curves always; the evaluation when there is a validation split. Returns `val/<score>` metrics."""
+    metrics_csv = csv_metrics_file(trainer)
+    if metrics_csv is not None:
+        plot_curves(metrics_csv, output_dir / "curves.png", title=title)
+    if datamodule.val_set is None or len(datamodule.val_set[0]) == 0:
+        return {}
+    probs, labels, images = validation_outputs(module, datamodule)
+    scores = evaluate(probs, labels, images, output_dir, title=f"{title} (validation)" if title else "validation")
+    return {f"val/{name}": value for name, value in scores.items()}

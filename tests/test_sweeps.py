@@ -1,0 +1,43 @@
+"""Optuna search and launcher configs through the real CLI and Hydra's compose API."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from conftest import CONF, run_cli
+
+
+def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
+    done = run_cli(
+        "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", f"data.dir={data_dir}",
+        "data.val_writers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}",
+        cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    board = pd.read_csv(sweep / "leaderboard.csv")
+    assert len(board) == 3 and (board["status"] == "ok").all()
+    assert board["val/acc"].is_monotonic_decreasing
+    best = json.loads((sweep / str(board["job"][0]) / "metrics.json").read_text())
+    assert board["val/acc"][0] == pytest.approx(best["val/acc"])
+    # Each trial drew its own hyperparameters from the search space.
+    assert board["overrides"].nunique() == 3 and board["overrides"].str.contains("optim.lr=").all()
+    assert (sweep / "optimization_results.yaml").is_file()
+
+
+@pytest.mark.parametrize("overrides,check", [
+    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], lambda h: h.launcher.n_jobs == 2),
+    (["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+     lambda h: h.launcher.partition == "gpu" and h.launcher.gpus_per_node == 1 and "Slurm" in h.launcher._target_),
+    (["hparams_search=optuna_resnet50", "model=resnet50"], lambda h: "model.dropout" not in h.sweeper.params),
+])
+def test_launcher_and_search_configs_compose(overrides, check):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    assert check(cfg.hydra)
