@@ -52,6 +52,10 @@ CASES = {
                 + conv(128, 256, 3) + conv(256, 256, 3) + 2 * bn(256)  # 28 -> 14 -> 7 -> 3
                 + dense(256 * 3 * 3, 256) + bn(256) + dense(256, 10)),
     "resnet50": ({"pretrained": False}, (3, 32, 32), resnet50_params()),
+    # KResNet: per block a down conv + BN and a residual conv + BN (no conv biases); max-pool head.
+    "kresnet": ({}, (1, 28, 28),
+                sum(conv(a, b, 3, False) + bn(b) + conv(b, b, 3, False) + bn(b) for a, b in ((1, 32), (32, 64), (64, 128)))
+                + dense(128, 10)),
 }
 
 
@@ -89,7 +93,7 @@ def test_parameter_count(name):
 # (batch, steps, lr, extra kwargs), sized to stay fast on two CPU cores; dropout stays on (train
 # mode) except in cnn, whose two 0.5 dropouts on 128/64 units need hundreds of steps to memorise noise.
 FIT = {"dnn": (32, 30, 3e-3, {}), "cnn": (32, 40, 3e-3, {"dropout": 0.0}), "dcnn": (16, 20, 1e-3, {}),
-       "convnet": (16, 15, 1e-3, {}), "resnet50": (16, 20, 1e-3, {})}
+       "convnet": (16, 15, 1e-3, {}), "resnet50": (16, 20, 1e-3, {}), "kresnet": (32, 30, 3e-3, {})}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -1,0 +1,95 @@
+"""Export a checkpoint as a deployable model and check it against PyTorch.
+
+    python -m kmnist.export ckpt=PATH format=onnx|torchscript [output=FILE] [batch=64]
+
+The exported graph includes the preprocessing (scaling, resizing, channel repeat) and a softmax:
+it takes float32 pixels 0..255 of shape (N, 1, 28, 28) and returns class probabilities (N, 10).
+After writing (atomically), it runs a batch through the exported file (onnxruntime for ONNX,
+torch.jit.load for TorchScript) and fails if the outputs differ from PyTorch's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from kmnist.inference import CheckpointError, LoadedModel, load_checkpoint
+
+log = logging.getLogger(__name__)
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class ExportedClassifier(nn.Module):
+    """Pixels 0..255 -> probabilities: everything a deployment needs in one graph."""
+
+    def __init__(self, model: LoadedModel):
+        super().__init__()
+        self.preprocess, self.net = model.preprocess, model.net
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(self.preprocess(pixels / 255.0)), dim=-1)
+
+
+def _write_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4) -> dict:
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    model = load_checkpoint(ckpt)
+    wrapper = ExportedClassifier(model).eval()
+    output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randint(0, 256, (batch, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float()
+    with torch.inference_mode():
+        expected = wrapper(example).numpy()
+
+    if fmt == "onnx":
+        import onnxruntime
+
+        # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
+        _write_atomic(output, lambda tmp: torch.onnx.export(
+            wrapper, (example,), tmp, input_names=["pixels"], output_names=["probs"], opset_version=17,
+            dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False))
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        got = session.run(["probs"], {"pixels": example.numpy()})[0]
+    else:
+        scripted = torch.jit.trace(wrapper, example)
+        _write_atomic(output, lambda tmp: torch.jit.save(scripted, tmp))
+        with torch.inference_mode():
+            got = torch.jit.load(str(output))(example).numpy()
+
+    max_diff = float(np.abs(got - expected).max())
+    if max_diff > atol or not np.array_equal(got.argmax(1), expected.argmax(1)):
+        output.unlink(missing_ok=True)
+        raise RuntimeError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); file removed")
+    log.info("wrote %s (%s); outputs match PyTorch on a batch of %d (max |diff| %.2e)", output, fmt, batch, max_diff)
+    return {"output": str(output), "format": fmt, "max_abs_diff": max_diff}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol)
+    except (CheckpointError, ValueError, RuntimeError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

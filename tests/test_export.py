@@ -1,0 +1,53 @@
+"""Export to ONNX and TorchScript from a real checkpoint; outputs must match PyTorch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kmnist.export import export
+from kmnist.inference import load_checkpoint, predict_proba
+from kmnist.training import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, data_dir):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from conftest import CONF, shrink
+
+    out = tmp_path_factory.mktemp("export_run")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=[f"data.dir={data_dir}", "data.val_writers=1", "model=kresnet", "data.scaling=standardize", "report=false"])
+    shrink(cfg, out)
+    HydraConfig().set_config(cfg)
+    path = train(cfg)["best_ckpt"]
+    GlobalHydra.instance().clear()
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
+    result = export(checkpoint, fmt, tmp_path / f"model.{fmt}")
+    assert result["max_abs_diff"] < 1e-4
+    pixels = np.random.default_rng(1).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
+    expected = predict_proba([load_checkpoint(checkpoint)], pixels, progress=False)
+    x = pixels[:, None].astype(np.float32)
+    if fmt == "onnx":
+        import onnxruntime
+
+        got = onnxruntime.InferenceSession(result["output"]).run(None, {"pixels": x})[0]
+    else:
+        with torch.inference_mode():
+            got = torch.jit.load(result["output"])(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # batch size differs from the traced one
+
+
+def test_export_rejects_unknown_format(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="format='tflite'"):
+        export(checkpoint, "tflite", tmp_path / "m")
