@@ -11,8 +11,6 @@ torch.jit.load for TorchScript) and fails if the outputs differ from PyTorch's.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import hydra
@@ -21,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from kmnist.atomic import atomic_write
 from kmnist.inference import CheckpointError, LoadedModel, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -38,17 +37,6 @@ class ExportedClassifier(nn.Module):
         return torch.softmax(self.net(self.preprocess(pixels / 255.0)), dim=-1)
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4) -> dict:
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -64,14 +52,14 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         import onnxruntime
 
         # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
-        _write_atomic(output, lambda tmp: torch.onnx.export(
+        atomic_write(output, lambda tmp: torch.onnx.export(
             wrapper, (example,), tmp, input_names=["pixels"], output_names=["probs"], opset_version=17,
             dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False))
         session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
         got = session.run(["probs"], {"pixels": example.numpy()})[0]
     else:
         scripted = torch.jit.trace(wrapper, example)
-        _write_atomic(output, lambda tmp: torch.jit.save(scripted, tmp))
+        atomic_write(output, lambda tmp: torch.jit.save(scripted, str(tmp)))
         with torch.inference_mode():
             got = torch.jit.load(str(output))(example).numpy()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
+from kmnist.atomic import write_json
 from kmnist.data.io import read_digits
 from kmnist.inference import load_checkpoint, predict_proba, resolve_device, write_submission
-from kmnist.training import write_json
 
 log = logging.getLogger(__name__)
 

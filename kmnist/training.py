@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from kmnist.atomic import write_json
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.io import DataError
 from kmnist.finetune import FineTuneStages
@@ -173,9 +174,3 @@ def run_title(cfg: DictConfig) -> str:
     except ValueError:  # no Hydra context (a plain function call)
         overrides = ""
     return f"{cfg.model.name}  {overrides}".strip()[:120]
-
-
-def write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)

@@ -27,6 +27,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from kmnist.atomic import atomic_write
 from kmnist.data.io import DataError, DigitTable, atomic_write_csv, read_idx, table_to_frame
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
@@ -162,11 +163,8 @@ def _convert(dest: Path, arrays: dict[str, np.ndarray], base_url: str) -> None:
             atomic_write_csv(pd.DataFrame({"id": ids, "label": 0}), dest / "sample_submission.csv")
 
     hashes = "\n".join(f"- {name}: {_sha256(dest / name)}" for pair in FILES.values() for name in pair)
-    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".PROVENANCE.md.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(PROVENANCE.format(base_url=base_url, hashes=hashes))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest / "PROVENANCE.md")
+    text = PROVENANCE.format(base_url=base_url, hashes=hashes)
+    atomic_write(dest / "PROVENANCE.md", lambda tmp: tmp.write_text(text))
 
 
 def download(

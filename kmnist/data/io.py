@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kmnist.atomic import atomic_write
+
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 PIXEL_COLUMNS = [f"pixel{k}" for k in range(N_PIXELS)]
@@ -238,27 +240,10 @@ def read_digits(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     return table
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a CSV through a temporary file in the same folder and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        compression = "gzip" if path.suffix == ".gz" else None
-        frame.to_csv(tmp, index=False, compression=compression)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file should read like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a CSV (gzip-compressed for `.gz`) through a temporary file and rename it into place."""
+    compression = "gzip" if Path(path).suffix == ".gz" else None
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, compression=compression))
 
 
 def table_to_frame(table: DigitTable) -> pd.DataFrame:

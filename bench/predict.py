@@ -1,0 +1,73 @@
+"""Wall time of `predict.py` on the 10,000-image test file, end to end, and the inference loop's
+images/s alone.
+
+    python bench/predict.py CKPT [--input $KMNIST_DATA/test.csv.gz] [--repeats 3] [--tta] [--out bench/predict.json]
+
+End to end: process start to submission written (imports, checkpoint, CSV through the parse
+cache, inference, atomic write), the cache warmed by one untimed run first. Loop: the same
+checkpoint's `predict_proba` over the file's images in this process, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> None:
+    default = Path(os.environ.get("KMNIST_DATA", "data/kannada_mnist")) / "test.csv.gz"
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt")
+    parser.add_argument("--input", default=str(default))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("predict.json")))
+    args = parser.parse_args(argv)
+
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, str(ROOT / "predict.py"), f"ckpt={args.ckpt}", f"input={args.input}",
+               f"output={tmp}/submission.csv", "overwrite=true", "progress=false", f"tta={str(args.tta).lower()}",
+               f"paths.log_dir={tmp}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+        for i in range(args.repeats + 1):
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"error: predict.py failed:\n{done.stderr[-2000:]}")
+            if i:  # the first run warms the parse cache
+                walls.append(time.perf_counter() - start)
+
+    from kmnist.data.io import read_digits
+    from kmnist.inference import load_checkpoint, predict_proba
+
+    images = read_digits(args.input).images
+    model = load_checkpoint(args.ckpt)
+    predict_proba([model], images[:2048], progress=False, tta=args.tta)
+    loops = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        predict_proba([model], images, progress=False, tta=args.tta)
+        loops.append(len(images) / (time.perf_counter() - start))
+
+    result = {"ckpt": args.ckpt, "input": args.input, "rows": len(images), "tta": args.tta, "threads": torch.get_num_threads(),
+              "end_to_end_s_mean": statistics.mean(walls), "end_to_end_s_min": min(walls),
+              "loop_img_s_mean": statistics.mean(loops)}
+    print(f"predict.py end to end ({len(images):,} rows, tta={args.tta}): mean {result['end_to_end_s_mean']:.2f} s, "
+          f"min {result['end_to_end_s_min']:.2f} s over {args.repeats}")
+    print(f"inference loop: {result['loop_img_s_mean']:,.0f} images/s")
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
