@@ -11,11 +11,12 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from kmnist.data.io import DataError
+    from kmnist.inference import CheckpointError
     from kmnist.training import train
 
     try:
         metrics = train(cfg)
-    except (DataError, FileNotFoundError) as err:
+    except (DataError, CheckpointError) as err:
         raise SystemExit(f"error: {err}") from None
     return metrics.get(cfg.optimized_metric)
 

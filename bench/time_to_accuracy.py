@@ -53,12 +53,14 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=1, help="seeds 0..runs-1")
     parser.add_argument("--thresholds", default="0.985,0.99")
     parser.add_argument("--out", default=str(Path(__file__).with_name("time_to_accuracy.json")))
+    parser.add_argument("--keep", help="keep the runs (checkpoints, logs) under this folder instead of a temporary one")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args(argv)
     thresholds = [float(t) for t in args.thresholds.split(",")]
 
-    with tempfile.TemporaryDirectory() as log_dir:
-        runs = [one_run(seed, args.overrides, Path(log_dir)) for seed in range(args.runs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(args.keep) if args.keep else Path(tmp)
+        runs = [one_run(seed, args.overrides, log_dir) for seed in range(args.runs)]
     print(f"experiment=best {' '.join(args.overrides)}  ({args.runs} run(s))")
     print(f"{'seed':>4} {'final val/acc':>14} {'train s':>8} {'process s':>10} " + " ".join(f"{'t@' + str(t):>12}" for t in thresholds))
     table = []

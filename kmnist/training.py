@@ -25,6 +25,7 @@ from kmnist.atomic import write_json
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.io import DataError
 from kmnist.finetune import FineTuneStages
+from kmnist.inference import CheckpointError
 from kmnist.models import build_network
 from kmnist.module import Classifier
 
@@ -53,6 +54,24 @@ def _without_validation(cfg: DictConfig) -> None:
             cfg.scheduler.monitor = "train/loss"
 
 
+def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
+    """`ckpt_path` may be a .ckpt file, a run directory (its checkpoints/last.ckpt), or `last`:
+    the newest last.ckpt of any run under outputs/runs, so `ckpt_path=last` continues the latest run."""
+    if not value:
+        return None
+    path = Path(value)
+    if value == "last":
+        candidates = sorted(log_dir.glob("runs/*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise CheckpointError(f"ckpt_path=last: no run under {log_dir / 'runs'} has a checkpoints/last.ckpt to resume")
+        return str(candidates[-1])
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={value}: no checkpoint at {path}")
+    return str(path)
+
+
 def ensure_data(train_path: Path) -> None:
     """Missing data: offer the download at an interactive terminal with a network, else fail clearly."""
     if train_path.is_file():
@@ -71,8 +90,13 @@ def ensure_data(train_path: Path) -> None:
 
 def build_module(cfg: DictConfig) -> Classifier:
     scheduler = instantiate(cfg.scheduler.fn) if cfg.scheduler.get("fn") else None
+    net = build_network(OmegaConf.to_container(cfg.model, resolve=True))
+    if cfg.model.get("channels_last"):
+        net = net.to(memory_format=torch.channels_last)  # the data module sends channels_last batches too
+    if cfg.model.get("compile"):
+        net.compile()  # in place, so state_dict keys (and checkpoints) stay those of the plain network
     return Classifier(
-        net=build_network(OmegaConf.to_container(cfg.model, resolve=True)),
+        net=net,
         optimizer=instantiate(cfg.optim),
         scheduler=scheduler,
         scheduler_interval=cfg.scheduler.interval,
@@ -140,7 +164,7 @@ def train(cfg: DictConfig) -> dict:
         metrics["lr_find/suggestion"] = find_lr(cfg, trainer, module, datamodule, output_dir)
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir)))
     train_seconds = time.perf_counter() - start
 
     best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -156,3 +156,11 @@ def test_datamodule_predict_keeps_ids_in_order(data_dir):
     dm.setup("predict")
     rows = sum(len(b[0]) for b in dm.predict_dataloader())
     assert rows == len(dm.predict_ids) and len(np.unique(dm.predict_ids)) == rows
+
+
+def test_datamodule_channels_last_batches(data_dir):
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, channels_last=True)
+    dm.setup("fit")
+    x, y = next(iter(dm.val_dataloader()))
+    out, _ = dm.on_after_batch_transfer((x, y), 0)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()

@@ -192,3 +192,38 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         atomic_write_csv(Boom({"a": [1]}), target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_errors_in_later_blocks_name_the_right_line(tmp_path):
+    from kmnist.data import io
+
+    frame = table_to_frame(make_table(n=10)).astype(object)
+    frame.loc[7, "pixel3"] = 999
+    path = write(tmp_path, frame)
+    with pytest.raises(DataError, match=r"line 9, column pixel3"):
+        io._parse_csv(path, chunk_rows=3)
+    good = write(tmp_path, table_to_frame(make_table(n=10, ids=True)), "good.csv")
+    np.testing.assert_array_equal(io._parse_csv(good, chunk_rows=3).images, read_digits(good, use_cache=False).images)
+    dup = table_to_frame(make_table(n=10, ids=True))
+    dup.loc[8, "id"] = dup.loc[1, "id"]  # duplicates across blocks are caught too
+    with pytest.raises(DataError, match=r"line 10, column id: duplicate"):
+        io._parse_csv(write(tmp_path, dup, "dup.csv"), chunk_rows=3)
+
+
+def test_file_too_large_for_memory_is_refused_with_an_estimate(tmp_path, monkeypatch):
+    from kmnist.data import io
+
+    monkeypatch.setattr(io, "_available_memory", lambda: 20_000)  # as if this machine had 20 kB free
+    path = write(tmp_path, table_to_frame(make_table(n=40)))
+    with pytest.raises(DataError, match=r"rows need over .* GiB .* split the file"):
+        io._parse_csv(path, chunk_rows=8)
+
+
+def test_windows_line_endings_and_utf8_bom_are_read(tmp_path):
+    table = make_table(n=4)
+    text = table_to_frame(table).to_csv(index=False, lineterminator="\r\n")
+    path = tmp_path / "win.csv"
+    path.write_bytes("\ufeff".encode() + text.encode())
+    got = read_digits(path, use_cache=False)
+    np.testing.assert_array_equal(got.images, table.images)
+    np.testing.assert_array_equal(got.labels, table.labels)

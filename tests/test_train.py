@@ -160,3 +160,50 @@ def test_two_job_multirun(data_dir, tmp_path):
     assert board["val/acc"][0] == pytest.approx(best["val/acc"])
     for job in jobs:
         assert (job / "curves.png").is_file() and (job / "per_class.csv").is_file()
+
+
+def test_channels_last_and_compile_options_train_and_predict(compose_train, data_dir):
+    cfg = compose_train("model=kresnet", "model.channels_last=true", "report=false")
+    metrics = train(cfg)
+    model = load_checkpoint(metrics["best_ckpt"])  # plain state_dict keys despite the options
+    from kmnist.data.io import read_digits
+
+    assert predict_proba([model], read_digits(data_dir / "test.csv.gz").images[:20], progress=False).shape == (20, 10)
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_checkpoint_with_pickle_payload_is_refused_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": {"model": {"name": "cnn"}}}, "evil": _Payload(str(marker))},
+               tmp_path / "evil.ckpt")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(tmp_path / "evil.ckpt")
+    assert not marker.exists()
+
+
+def test_resolve_ckpt_path(tmp_path):
+    from kmnist.training import resolve_ckpt_path
+
+    assert resolve_ckpt_path(None, tmp_path) is None
+    with pytest.raises(CheckpointError, match="ckpt_path=last"):
+        resolve_ckpt_path("last", tmp_path)
+    older, newer = (tmp_path / "runs" / "d" / t / "checkpoints" for t in ("01", "02"))
+    for folder in (older, newer):
+        folder.mkdir(parents=True)
+        (folder / "last.ckpt").write_bytes(b"x")
+    import os
+
+    os.utime(older / "last.ckpt", (1, 1))
+    assert resolve_ckpt_path("last", tmp_path) == str(newer / "last.ckpt")
+    assert resolve_ckpt_path(str(older.parent), tmp_path) == str(older / "last.ckpt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path)

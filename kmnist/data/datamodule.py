@@ -24,14 +24,17 @@ from kmnist.data.splits import make_split
 class TensorBatches:
     """Iterate over tensors in index-sliced batches; reshuffled each epoch from (seed, epoch).
 
+    `epoch_fn` gives the epoch (the trainer's), so a resumed run sees the same order as an
+    uninterrupted one; without it each pass counts as the next epoch.
+
     With `world_size > 1` each rank takes its own interleaved share of every epoch's order, so
     processes see disjoint data, as a DistributedSampler would give.
     """
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None):
         self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
-        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.seed, self.rank, self.world_size, self.epoch, self.epoch_fn = seed, rank, world_size, 0, epoch_fn
 
     def _rows(self) -> int:
         n = len(self.tensors[0])
@@ -45,7 +48,8 @@ class TensorBatches:
         n = len(self.tensors[0])
         device = self.tensors[0].device
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            epoch = self.epoch_fn() if self.epoch_fn else self.epoch
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             order = torch.randperm(n, generator=generator).to(device)
             self.epoch += 1
         else:
@@ -73,6 +77,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         input_size: int = 28,
         in_chans: int = 1,
         imagenet_norm: bool = False,
+        channels_last: bool = False,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
         on_device: bool = False,
@@ -85,7 +90,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.train_file, self.predict_file = train_file, predict_file
         self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = split, val_writers, val_fraction, val_rows, seed
         self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = limit_rows, batch_size, eval_batch_size, on_device
-        self.cache_dir, self.use_cache = cache_dir, use_cache
+        self.cache_dir, self.use_cache, self.channels_last = cache_dir, use_cache, channels_last
         if augment is not None and not isinstance(augment, BatchAugment):
             raise ValueError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
                              "or set its fields, e.g. data.augment.rotation=10")
@@ -157,7 +162,9 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         rank, world = self._rank_info()
         # drop_last only when it loses little: a tiny slice must still give one batch.
         drop_last = len(self.train_set[0]) // world >= 4 * self.batch_size
-        return TensorBatches(self.train_set, self.batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank, world_size=world)
+        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else None
+        return TensorBatches(self.train_set, self.batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
+                             world_size=world, epoch_fn=epoch_fn)
 
     def val_dataloader(self) -> TensorBatches:
         rank, world = self._rank_info()
@@ -174,7 +181,10 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         x = Preprocess.to_unit(images)
         if self.trainer is not None and self.trainer.training:
             x = self.augment(x)
-        return (self.preprocess(x), *rest)
+        x = self.preprocess(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x, *rest)
 
     # Normalisation statistics travel inside every checkpoint, so prediction needs no data.
     def state_dict(self) -> dict:

@@ -25,6 +25,7 @@ IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 PIXEL_COLUMNS = [f"pixel{k}" for k in range(N_PIXELS)]
 META_COLUMNS = ("id", "label")
+CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
 CACHE_FORMAT = 1  # bump when the cached layout changes, so old entries are rebuilt
 DOWNLOAD_HINT = "set KMNIST_DATA (or data.dir=...) to the folder holding it, or fetch the data with `python -m kmnist.data.download`"
 
@@ -77,23 +78,22 @@ def _check_header(path: Path, columns: list[str]) -> list[str]:
     raise DataError(f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS}; unexpected extra column {pixels[N_PIXELS]!r}")
 
 
-def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str) -> DataError:
+def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, first_line: int) -> DataError:
     row, col = np.argwhere(bad)[0]
     value = frame.iat[row, col]
-    # Line numbers count the header as line 1, so data row 0 is line 2.
-    return DataError(f"{path}: line {row + 2}, column {frame.columns[col]}: {what} (got {value!r})")
+    return DataError(f"{path}: line {first_line + row}, column {frame.columns[col]}: {what} (got {value!r})")
 
 
-def _parse_csv(path: Path) -> DigitTable:
-    meta = _check_header(path, _csv_columns(path))
+def _available_memory() -> int | None:
     try:
-        frame = pd.read_csv(path, low_memory=False)
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {str(err).strip()})") from None
-    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path}: has a header but no data rows")
+        with open("/proc/meminfo") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
+
+def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_line: int) -> DigitTable:
+    """Validate one block of rows (`first_line`: the file line of its first row) and convert it."""
     if all(pd.api.types.is_integer_dtype(t) for t in frame.dtypes):
         values = frame.to_numpy(dtype=np.int64)  # the common, clean case: no coercion needed
     else:
@@ -104,30 +104,57 @@ def _parse_csv(path: Path) -> DigitTable:
         if missing.any():
             row, col = np.argwhere(missing)[0]
             what = "missing value (NaN)" if pd.isna(frame.iat[row, col]) else "not a number"
-            raise _first_bad(path, frame, missing, what)
+            raise _first_bad(path, frame, missing, what, first_line)
         fractional = values != np.round(values)
         if fractional.any():
-            raise _first_bad(path, frame, fractional, "not an integer")
+            raise _first_bad(path, frame, fractional, "not an integer", first_line)
 
     pixels = values[:, len(meta):]
     out_of_range = (pixels < 0) | (pixels > 255)
     if out_of_range.any():
         row, col = np.argwhere(out_of_range)[0]
-        raise DataError(f"{path}: line {row + 2}, column pixel{col}: value {frame.iat[row, len(meta) + col]!r} is outside 0..255")
+        raise DataError(f"{path}: line {first_line + row}, column pixel{col}: value {frame.iat[row, len(meta) + col]!r} is outside 0..255")
     table = DigitTable(images=pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
-
     if "label" in meta:
         labels = values[:, meta.index("label")]
         bad = (labels < 0) | (labels > 9)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{path}: line {row + 2}, column label: {frame['label'].iat[row]!r} is not a digit 0..9")
+            raise DataError(f"{path}: line {first_line + row}, column label: {frame['label'].iat[row]!r} is not a digit 0..9")
         table.labels = labels.astype(np.int64)
     if "id" in meta:
-        ids = values[:, meta.index("id")].astype(np.int64)
-        dup = pd.Series(ids).duplicated()
+        table.ids = values[:, meta.index("id")].astype(np.int64)
+    return table
+
+
+def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
+    """Stream the CSV in blocks of rows: memory stays near the uint8 result (784 bytes a row),
+    and a file too large for memory is refused with an estimate instead of the process being killed."""
+    meta = _check_header(path, _csv_columns(path))
+    available = _available_memory()
+    chunks: list[DigitTable] = []
+    rows = 0
+    try:
+        for frame in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
+            frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+            chunks.append(_parse_chunk(path, frame, meta, first_line=rows + 2))  # line 1 is the header
+            rows += len(frame)
+            if available is not None and rows * (N_PIXELS + 16) > available // 2:
+                raise DataError(f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
+                                f"more than half the {available / 2**30:.1f} GiB of memory available; split the file")
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {str(err).strip()})") from None
+    if rows == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+
+    table = DigitTable(images=np.concatenate([c.images for c in chunks]))
+    if "label" in meta:
+        table.labels = np.concatenate([c.labels for c in chunks])
+    if "id" in meta:
+        ids = np.concatenate([c.ids for c in chunks])
+        dup = pd.Series(ids).duplicated().to_numpy()
         if dup.any():
-            row = int(np.argmax(dup.to_numpy()))
+            row = int(np.argmax(dup))
             raise DataError(f"{path}: line {row + 2}, column id: duplicate id {ids[row]} (ids must be unique)")
         table.ids = ids
     return table
