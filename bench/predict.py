@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, str(ROOT / "predict.py"), f"ckpt={args.ckpt}", f"input={args.input}",
                f"output={tmp}/submission.csv", "overwrite=true", "progress=false", f"tta={str(args.tta).lower()}",
-               f"paths.log_dir={tmp}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+               f"paths.log_dir={tmp}", "hydra.output_subdir=null"]
         for i in range(args.repeats + 1):
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,0 +1,61 @@
+"""A run killed with SIGKILL and resumed from its last checkpoint ends exactly where an
+uninterrupted run ends (CPU, deterministic): same weights, same validation metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import ROOT, run_cli
+
+EPOCHS = 4
+
+
+def args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [f"data.dir={data_dir}", "data.val_writers=1", "model=kresnet", "data.batch_size=32", f"trainer.max_epochs={EPOCHS}",
+            "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "report=false",
+            f"hydra.run.dir={run_dir}", *extra]
+
+
+def final_state(run_dir: Path) -> tuple[dict, dict]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    return metrics, weights
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(data_dir, tmp_path):
+    done = run_cli("train.py", *args(data_dir, tmp_path / "straight"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    straight_metrics, straight_weights = final_state(tmp_path / "straight")
+
+    # Start the same run and kill it without warning once it has saved an epoch.
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args(data_dir, killed)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    saved_epoch = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    assert saved_epoch < EPOCHS - 1 and not (killed / "metrics.json").exists()
+
+    resumed = run_cli("train.py", *args(data_dir, tmp_path / "resumed", f"ckpt_path={killed}"), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed_metrics, resumed_weights = final_state(tmp_path / "resumed")
+
+    assert resumed_metrics["epochs"] == straight_metrics["epochs"] == EPOCHS
+    assert resumed_metrics["val/acc"] == straight_metrics["val/acc"]
+    assert resumed_metrics["val/loss"] == straight_metrics["val/loss"]
+    assert straight_weights.keys() == resumed_weights.keys()
+    for key in straight_weights:
+        assert torch.equal(straight_weights[key], resumed_weights[key]), key
