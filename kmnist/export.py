@@ -49,7 +49,10 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         expected = wrapper(example).numpy()
 
     if fmt == "onnx":
-        import onnxruntime
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ValueError("format=onnx needs onnxruntime to check the export: pip install -e '.[export]'") from None
 
         # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
         atomic_write(output, lambda tmp: torch.onnx.export(
