@@ -59,3 +59,26 @@ def test_sigkill_then_resume_matches_uninterrupted_run(data_dir, tmp_path):
     assert straight_weights.keys() == resumed_weights.keys()
     for key in straight_weights:
         assert torch.equal(straight_weights[key], resumed_weights[key]), key
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resumes(data_dir, tmp_path):
+    run = tmp_path / "preempted"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args(data_dir, run, "trainer.max_epochs=50")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (run / "batch.png").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # batch.png is written when training starts
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr and f"ckpt_path={run}" in stderr.strip().splitlines()[-1]
+    assert "interrupted at epoch" in stdout + stderr  # written by CheckpointOnInterrupt, not an epoch-end save
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] > 0 and saved["epoch"] < 50
+
+    resumed = run_cli("train.py", *args(data_dir, tmp_path / "resumed", "trainer.max_epochs=2", f"ckpt_path={run}"), cwd=tmp_path)
+    if saved["epoch"] < 2:
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
