@@ -21,4 +21,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from kmnist.hints import run_with_hints
+
+    run_with_hints(main, "predict")

@@ -29,4 +29,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    from kmnist.hints import run_with_hints
+
+    run_with_hints(main, "config")

@@ -207,3 +207,10 @@ def test_resolve_ckpt_path(tmp_path):
     assert resolve_ckpt_path(str(older.parent), tmp_path) == str(older / "last.ckpt")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_mistyped_key_gets_hydras_error_and_the_closest_name(tmp_path):
+    done = run_cli("train.py", "trainer.max_epoch=3", "model=dnn", "model.neurons=5", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "max_epoch" in done.stderr and "did you mean trainer.max_epochs?" in done.stderr
+    assert "did you mean model.n_neurons?" in done.stderr
