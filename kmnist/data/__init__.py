@@ -4,7 +4,7 @@ Exports load lazily: `predict.py` needs the readers, not Lightning (seconds to i
 
 from __future__ import annotations
 
-from importlib import import_module
+from kmnist.lazy import lazy_exports
 
 _EXPORTS = {
     "BatchAugment": "kmnist.data.augment",
@@ -17,9 +17,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,7 +5,7 @@ torch (seconds) just to read a few JSON files."""
 
 from __future__ import annotations
 
-from importlib import import_module
+from kmnist.lazy import lazy_exports
 
 _EXPORTS = {
     "digit_labels": "kmnist.report.labels",
@@ -19,13 +19,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
