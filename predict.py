@@ -10,14 +10,15 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from kmnist.data.io import DataError
-    from kmnist.inference import CheckpointError
+    from kmnist.errors import user_error
     from kmnist.prediction import predict
 
     try:
         predict(cfg)
-    except (DataError, CheckpointError) as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
+        if (cause := user_error(err)) is None:
+            raise
+        raise SystemExit(f"error: {cause}") from None
 
 
 if __name__ == "__main__":

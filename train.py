@@ -14,14 +14,15 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from kmnist.data.io import DataError
-    from kmnist.inference import CheckpointError
+    from kmnist.errors import user_error
     from kmnist.training import train
 
     try:
         metrics = train(cfg)
-    except (DataError, CheckpointError) as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
+        if (cause := user_error(err)) is None:
+            raise
+        raise SystemExit(f"error: {cause}") from None
     except SIGTERMException:
         print(f"SIGTERM: checkpoint saved; resume with ckpt_path={cfg.paths.output_dir}", file=sys.stderr)
         raise SystemExit(143) from None  # 128 + SIGTERM, as schedulers expect

@@ -21,6 +21,7 @@ from torch import nn
 
 from kmnist.atomic import atomic_write
 from kmnist.inference import CheckpointError, LoadedModel, load_checkpoint
+from kmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -39,7 +40,7 @@ class ExportedClassifier(nn.Module):
 
 def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4) -> dict:
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     model = load_checkpoint(ckpt)
     wrapper = ExportedClassifier(model).eval()
     output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])
@@ -52,7 +53,7 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         try:
             import onnxruntime
         except ImportError:
-            raise ValueError("format=onnx needs onnxruntime to check the export: pip install -e '.[export]'") from None
+            raise ConfigError("format=onnx needs onnxruntime to check the export: pip install -e '.[export]'") from None
 
         # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
         atomic_write(output, lambda tmp: torch.onnx.export(

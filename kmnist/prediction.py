@@ -9,13 +9,16 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig
 
 from kmnist.atomic import write_json
-from kmnist.data.io import read_digits
+from kmnist.data.io import DigitTable, atomic_write_csv, read_digits, table_to_frame
 from kmnist.inference import load_checkpoint, predict_proba, resolve_device, write_submission
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> dict:
+    threshold = cfg.get("pseudo_label_threshold")
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise SystemExit(f"error: pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
     models = [load_checkpoint(p) for p in paths]
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))
@@ -34,6 +37,21 @@ def predict(cfg: DictConfig) -> dict:
         result["accuracy"] = float((labels == table.labels).mean())
         result.update(evaluate(probs, table.labels, table.images, output.parent, title=Path(cfg.input).name))
         log.info("accuracy on %s: %.4f (%d rows); report in %s", cfg.input, result["accuracy"], len(labels), output.parent)
+    if cfg.get("pseudo_label_threshold") is not None:
+        result.update(write_pseudo_labels(table, probs, float(cfg.pseudo_label_threshold), output.with_name("pseudo_labels.csv.gz")))
     write_json(output.with_name(output.stem + "_metrics.json"), result)
     log.info("wrote %d predictions to %s", len(labels), output.resolve())
     return result
+
+
+def write_pseudo_labels(table: DigitTable, probs: np.ndarray, threshold: float, path: Path) -> dict:
+    """The confidently predicted rows as a labelled training CSV (label, pixel0..783): the input
+    of a second training stage, `train.py data.extra_train=[PATH]`."""
+    keep = probs.max(axis=1) >= threshold
+    if not keep.any():  # an empty file could not be trained on: say so rather than write one
+        log.warning("pseudo-labels: no row reaches confidence %.3f; nothing written", threshold)
+        return {"pseudo_labels": None, "pseudo_label_rows": 0, "pseudo_label_threshold": threshold}
+    labelled = DigitTable(images=table.images[keep], labels=probs.argmax(axis=1)[keep].astype(np.int64), ids=None)
+    atomic_write_csv(table_to_frame(labelled), path)
+    log.info("pseudo-labels: %d of %d rows at confidence >= %.3f -> %s", keep.sum(), len(keep), threshold, path.resolve())
+    return {"pseudo_labels": str(path.resolve()), "pseudo_label_rows": int(keep.sum()), "pseudo_label_threshold": threshold}

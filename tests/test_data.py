@@ -164,3 +164,12 @@ def test_datamodule_channels_last_batches(data_dir):
     x, y = next(iter(dm.val_dataloader()))
     out, _ = dm.on_after_batch_transfer((x, y), 0)
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
+def test_inverse_3x3_matches_linalg_inv():
+    from kmnist.data.augment import BatchAugment, inverse_3x3
+
+    augment = BatchAugment(rotation=30, translate=0.2, shear=0.3, zoom=0.3, warp=0.1)
+    matrices = augment.sample_matrices(512, torch.zeros(1))
+    torch.testing.assert_close(inverse_3x3(matrices), torch.linalg.inv(matrices), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(inverse_3x3(matrices) @ matrices, torch.eye(3).expand(512, 3, 3), atol=1e-5, rtol=1e-5)

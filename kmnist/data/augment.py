@@ -15,6 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
+    """Inverses of a batch of 3x3 matrices by cross products (adjugate / determinant): a few
+    elementwise kernels, where torch.linalg.inv launches batched-solver kernels and checks its
+    result on the host (a GPU sync every training step)."""
+    r0, r1, r2 = m.unbind(dim=-2)
+    adjugate = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], dim=-1)
+    det = (r0 * adjugate[..., 0]).sum(-1)
+    return adjugate / det[..., None, None]
+
+
 class BatchAugment(nn.Module):
     """Random rotation, translation, shear, zoom and perspective warp, then brightness/contrast
     ("lighting") and random erasing, applied to a float batch (B, C, H, W) in [0, 1].
@@ -71,7 +81,7 @@ class BatchAugment(nn.Module):
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        inverse = torch.linalg.inv(self.sample_matrices(b, x))  # output pixel -> where to read the input
+        inverse = inverse_3x3(self.sample_matrices(b, x))  # output pixel -> where to read the input
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device), indexing="ij")
         base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, h * w, 3)
         src = base @ inverse.transpose(1, 2)  # (b, h*w, 3)

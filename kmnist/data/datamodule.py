@@ -19,6 +19,7 @@ from kmnist.data.augment import BatchAugment
 from kmnist.data.io import DataError, DigitTable, read_digits
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import make_split
+from kmnist.errors import ConfigError
 
 
 class TensorBatches:
@@ -84,6 +85,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         augment: BatchAugment | None = None,
         cache_dir: str | None = None,
         use_cache: bool = True,
+        extra_train: list[str] | None = None,
     ):
         super().__init__()
         self.dir = Path(dir)
@@ -91,8 +93,9 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = split, val_writers, val_fraction, val_rows, seed
         self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = limit_rows, batch_size, eval_batch_size, on_device
         self.cache_dir, self.use_cache, self.channels_last = cache_dir, use_cache, channels_last
+        self.extra_train = [str(f) for f in extra_train or []]
         if augment is not None and not isinstance(augment, BatchAugment):
-            raise ValueError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
+            raise ConfigError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
                              "or set its fields, e.g. data.augment.rotation=10")
         self.augment = augment or BatchAugment()
         self.preprocess = Preprocess(scaling=scaling, input_size=input_size, in_chans=in_chans, imagenet_norm=imagenet_norm)
@@ -143,13 +146,25 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
             images, labels = images[: self.limit_rows], labels[: self.limit_rows]
         train_idx, val_idx = make_split(self.split, labels, val_writers=self.val_writers, val_fraction=self.val_fraction,
                                         val_rows=self.val_rows, seed=self.seed)
-        train_images = images[train_idx]
+        train_images, train_labels = images[train_idx], labels[train_idx]
+        if self.extra_train:
+            train_images, train_labels = self._with_extra(train_images, train_labels)
         # Statistics from the training split only, so validation stays unseen.
         unit = train_images.astype(np.float32) / 255.0
         self.preprocess.set_statistics(unit.mean(), unit.std())
         device = self._device()
-        self.train_set = (self._as_tensor(train_images).to(device), torch.from_numpy(labels[train_idx]).to(device))
+        self.train_set = (self._as_tensor(train_images).to(device), torch.from_numpy(train_labels).to(device))
         self.val_set = (self._as_tensor(images[val_idx]).to(device), torch.from_numpy(labels[val_idx]).to(device))
+
+    def _with_extra(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append labelled rows (e.g. pseudo-labels from predict.py) to the training split only:
+        validation stays the held-out writers."""
+        extra = [self.read(name) for name in self.extra_train]
+        for name, table in zip(self.extra_train, extra):
+            if table.labels is None:
+                raise DataError(f"{self.path(name)}: data.extra_train needs a `label` column (pseudo_labels.csv.gz from "
+                                "predict.py pseudo_label_threshold=... has one)")
+        return (np.concatenate([images, *(t.images for t in extra)]), np.concatenate([labels, *(t.labels for t in extra)]))
 
     # ------------------------------------------------------------ loaders
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from kmnist.errors import ConfigError
 
 SCALINGS = ("scale", "center", "standardize")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,9 +29,9 @@ class Preprocess(nn.Module):
                  mean: float = 0.0, std: float = 1.0):
         super().__init__()
         if scaling not in SCALINGS:
-            raise ValueError(f"data.scaling={scaling!r}: expected one of {', '.join(SCALINGS)}")
+            raise ConfigError(f"data.scaling={scaling!r}: expected one of {', '.join(SCALINGS)}")
         if in_chans not in (1, 3):
-            raise ValueError(f"model.in_chans={in_chans}: expected 1 or 3")
+            raise ConfigError(f"model.in_chans={in_chans}: expected 1 or 3")
         self.scaling, self.input_size, self.in_chans, self.imagenet_norm = scaling, input_size, in_chans, imagenet_norm
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))

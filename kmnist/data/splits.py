@@ -9,6 +9,7 @@ reads about 2 points optimistic.
 from __future__ import annotations
 
 import numpy as np
+from kmnist.errors import ConfigError
 
 ROWS_PER_WRITER = 1280
 SPLITS = ("writer", "stratified", "first_n")
@@ -23,7 +24,7 @@ def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int 
     writers = writer_of_row(n_rows, rows_per_writer)
     n_writers = int(writers.max()) + 1 if n_rows else 0
     if val_writers < 0 or (val_writers > 0 and val_writers >= n_writers):
-        raise ValueError(f"data.val_writers={val_writers}: must be between 0 and {n_writers - 1} (the data has {n_writers} writers of {rows_per_writer} rows)")
+        raise ConfigError(f"data.val_writers={val_writers}: must be between 0 and {n_writers - 1} (the data has {n_writers} writers of {rows_per_writer} rows)")
     held_out = np.random.default_rng(seed).choice(n_writers, size=val_writers, replace=False)
     is_val = np.isin(writers, held_out)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -32,7 +33,7 @@ def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random split keeping each class's share: round(val_fraction * count) rows of every class."""
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
+        raise ConfigError(f"data.val_fraction={val_fraction}: must be in [0, 1)")
     rng = np.random.default_rng(seed)
     val = []
     for cls in np.unique(labels):
@@ -45,7 +46,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 def first_n_split(n_rows: int, val_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """The seed notebook's split: the first `val_rows` rows validate, the rest train."""
     if not 0 <= val_rows < n_rows:
-        raise ValueError(f"data.val_rows={val_rows}: must be between 0 and {n_rows - 1}")
+        raise ConfigError(f"data.val_rows={val_rows}: must be between 0 and {n_rows - 1}")
     return np.arange(val_rows, n_rows), np.arange(val_rows)
 
 
@@ -56,4 +57,4 @@ def make_split(split: str, labels: np.ndarray, *, val_writers: int, val_fraction
         return stratified_split(labels, val_fraction, seed)
     if split == "first_n":
         return first_n_split(len(labels), val_rows)
-    raise ValueError(f"data.split={split!r}: expected one of {', '.join(SPLITS)}")
+    raise ConfigError(f"data.split={split!r}: expected one of {', '.join(SPLITS)}")

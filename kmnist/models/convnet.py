@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from kmnist.models.registry import register_model
+from kmnist.errors import ConfigError
 
 
 def _block(in_ch: int, out_ch: int, n: int, dropout: float) -> list[nn.Module]:
@@ -24,7 +25,7 @@ class ConvNet(nn.Module):
         super().__init__()
         side = input_size // 2 // 2 // 2
         if side < 1:
-            raise ValueError(f"model.input_size={input_size} is too small for convnet (needs >= 8)")
+            raise ConfigError(f"model.input_size={input_size} is too small for convnet (needs >= 8)")
         self.features = nn.Sequential(
             *_block(in_chans, 64, 3, dropout), *_block(64, 128, 3, dropout), *_block(128, 256, 2, dropout),
             nn.Flatten(),

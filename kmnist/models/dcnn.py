@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from kmnist.models.registry import register_model
+from kmnist.errors import ConfigError
 
 
 def _prelu(channels: int) -> nn.PReLU:
@@ -24,7 +25,7 @@ class DCNN(nn.Module):
         super().__init__()
         side = input_size - 6 - 4 - 2 - 2 - 1 - 3
         if side < 1:
-            raise ValueError(f"model.input_size={input_size} is too small for dcnn (needs >= 19)")
+            raise ConfigError(f"model.input_size={input_size} is too small for dcnn (needs >= 19)")
         # BatchNorm uses PyTorch's defaults (momentum 0.1, eps 1e-5), not Keras' (0.99 / 1e-3).
         self.features = nn.Sequential(
             nn.Conv2d(in_chans, 8, 7), _prelu(8), nn.BatchNorm2d(8), nn.Dropout(dropout),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from kmnist.models.registry import register_model
+from kmnist.errors import ConfigError
 
 
 class DNN(nn.Module):
@@ -17,11 +18,11 @@ class DNN(nn.Module):
         super().__init__()
         widths = list(hidden)
         if not widths:
-            raise ValueError("model.hidden must list at least one layer width")
+            raise ConfigError("model.hidden must list at least one layer width")
         if n_neurons is not None:
             widths[0] = n_neurons
         if activation not in ("relu", "leaky_relu"):
-            raise ValueError(f"model.activation={activation!r}: expected relu or leaky_relu")
+            raise ConfigError(f"model.activation={activation!r}: expected relu or leaky_relu")
         layers: list[nn.Module] = [nn.Flatten()]
         fan_in = in_chans * input_size * input_size
         for width in widths:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from torch import nn
+from kmnist.errors import ConfigError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -28,7 +29,7 @@ def list_models() -> list[str]:
 def create_model(name: str, **kwargs) -> nn.Module:
     """The single door to every network: `create_model("cnn", num_classes=10)`."""
     if name not in _MODELS:
-        raise ValueError(f"model.name={name!r} is not a known model; known: {', '.join(list_models())}")
+        raise ConfigError(f"model.name={name!r} is not a known model; known: {', '.join(list_models())}")
     return _MODELS[name](**kwargs)
 
 

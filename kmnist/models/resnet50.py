@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 from torch import nn
 
 from kmnist.models.registry import register_model
+from kmnist.errors import ConfigError
 
 _NO_HUB = ("ImageNet weights for resnet50 could not be downloaded (Hugging Face hub unreachable or "
            "HF_HUB_OFFLINE set, and not cached): pass model.weights=PATH to a local timm resnet50 "
@@ -50,12 +51,12 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise ValueError(f"model.weights={weights!r}: no such file "
+            raise ConfigError(f"model.weights={weights!r}: no such file "
                              "(set model.weights to a resnet50 state dict)")
         try:
             state = load_state_dict(str(path))  # also what timm reads below; checked here for a clear error
         except Exception as e:
-            raise ValueError(f"model.weights={weights!r} could not be read as a state dict: {e}") from e
+            raise ConfigError(f"model.weights={weights!r} could not be read as a state dict: {e}") from e
         try:
             # `file=` makes timm drop the 1000-class head and adapt conv1 to in_chans; it then loads
             # non-strictly, so a state dict with other key names would load nothing (checked below).
@@ -63,12 +64,12 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
             model = timm.create_model("resnet50", pretrained=True, pretrained_cfg_overlay=overlay, **kw)
         except Exception as e:
             why = " ".join(str(e).split())[:300]  # torch lists every mismatch; the first few say enough
-            raise ValueError(f"model.weights={weights!r} is not a compatible resnet50 state dict: {why}") from e
+            raise ConfigError(f"model.weights={weights!r} is not a compatible resnet50 state dict: {why}") from e
         # num_batches_tracked is optional: older (e.g. torchvision) files lack it and BatchNorm copes.
         missing = [k for k in model.state_dict()
                    if not k.startswith("fc.") and not k.endswith("num_batches_tracked") and k not in state]
         if missing:
-            raise ValueError(f"model.weights={weights!r} is not a resnet50 state dict: "
+            raise ConfigError(f"model.weights={weights!r} is not a resnet50 state dict: "
                              f"{len(missing)} backbone keys missing, e.g. {missing[:3]}")
         return model
     if not pretrained:
@@ -76,12 +77,12 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
     if not _hub_reachable():
         cached = _cached_hub_file()
         if cached is None:
-            raise ValueError(_NO_HUB)
+            raise ConfigError(_NO_HUB)
         return timm.create_model("resnet50", pretrained=True, pretrained_cfg_overlay=dict(file=cached), **kw)
     try:
         return timm.create_model("resnet50", pretrained=True, **kw)
     except Exception as e:  # hub/HTTP errors vary by huggingface_hub version
-        raise ValueError(f"{_NO_HUB} ({type(e).__name__}: {e})") from e
+        raise ConfigError(f"{_NO_HUB} ({type(e).__name__}: {e})") from e
 
 
 class ResNet50(nn.Module):
