@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from kmnist import distributed
 from kmnist.atomic import write_json
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.io import DataError
@@ -123,7 +124,7 @@ def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule
     finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=cfg.tune.min_lr, max_lr=cfg.tune.max_lr,
                                     num_training=cfg.tune.num_training, update_attr=False)
     suggestion = finder.suggestion() if finder is not None else None
-    if finder is not None:
+    if finder is not None and trainer.is_global_zero:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -156,6 +157,7 @@ def train(cfg: DictConfig) -> dict:
         with open_dict(cfg):  # the two stages make up the whole run
             cfg.trainer.max_epochs = cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs
     module = build_module(cfg)
+    distributed.cpu_without_sync_batchnorm(cfg, module)
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("finetune"):
         callbacks.append(FineTuneStages(cfg.finetune.frozen_epochs))
@@ -163,21 +165,28 @@ def train(cfg: DictConfig) -> dict:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    datamodule.per_process_batch_size(trainer.world_size)  # one clear line before any process starts
+
+    # Resolved once, before any other rank starts: every rank resumes from the same file.
+    with open_dict(cfg):
+        cfg.ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir))
 
     metrics: dict = {}
-    if cfg.tune.lr_find:
-        metrics["lr_find/suggestion"] = find_lr(cfg, trainer, module, datamodule, output_dir)
+    # DDP: every rank runs this block (fit and validate are collective); the rest is rank 0's.
+    with distributed.ranks(trainer, cfg):
+        if cfg.tune.lr_find:
+            metrics["lr_find/suggestion"] = find_lr(cfg, trainer, module, datamodule, output_dir)
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir)))
-    train_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        train_seconds = time.perf_counter() - start
 
-    best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.validate_best and best_ckpt:
-        validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
-        metrics.update(validated[0] if validated else {})
-    else:
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.validate_best and best_ckpt:
+            validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
+            metrics.update(validated[0] if validated else {})
+        else:
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) else v for k, v in metrics.items()}
     metrics.update(best_ckpt=os.path.abspath(best_ckpt) if best_ckpt else None, train_seconds=round(train_seconds, 2),
                    epochs=trainer.current_epoch, model=cfg.model.name)

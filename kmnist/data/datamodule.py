@@ -29,17 +29,23 @@ class TensorBatches:
     uninterrupted one; without it each pass counts as the next epoch.
 
     With `world_size > 1` each rank takes its own interleaved share of every epoch's order, so
-    processes see disjoint data, as a DistributedSampler would give.
+    processes see disjoint data, as a DistributedSampler would give. `equal_shards` (training)
+    gives every rank the same number of rows, dropping up to world_size - 1 of them: DDP hangs if
+    one rank takes a step more than another. Without it (evaluation) the ranks split the rows
+    exactly, some taking one more, so metrics synced across ranks count every row once.
     """
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None, equal_shards: bool = True):
         self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.epoch, self.epoch_fn = seed, rank, world_size, 0, epoch_fn
+        self.equal_shards = equal_shards
 
     def _rows(self) -> int:
         n = len(self.tensors[0])
-        return n // self.world_size if self.world_size > 1 else n
+        if self.equal_shards:
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
         rows = self._rows()
@@ -55,8 +61,11 @@ class TensorBatches:
             self.epoch += 1
         else:
             order = torch.arange(n, device=device)
-        if self.world_size > 1:
-            order = order[: self._rows() * self.world_size][self.rank :: self.world_size]
+        if self.equal_shards:
+            order = order[: n // self.world_size * self.world_size]
+        # Interleaved: with the global batch split evenly, the ranks' k-th batches together are
+        # exactly one process's k-th batch, so DDP takes the same steps as a single process.
+        order = order[self.rank :: self.world_size]
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield tuple(t[index] for t in self.tensors)
@@ -173,17 +182,31 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
+    def per_process_batch_size(self, world_size: int) -> int:
+        """`batch_size` is the global batch of one optimiser step; each DDP process takes an equal share."""
+        if self.batch_size % world_size:
+            raise ValueError(f"data.batch_size={self.batch_size} is the global batch and must divide evenly over the "
+                             f"{world_size} processes (trainer.devices x trainer.num_nodes); try "
+                             f"data.batch_size={max(world_size, self.batch_size // world_size * world_size)}")
+        return self.batch_size // world_size
+
     def train_dataloader(self) -> TensorBatches:
         rank, world = self._rank_info()
-        # drop_last only when it loses little: a tiny slice must still give one batch.
-        drop_last = len(self.train_set[0]) // world >= 4 * self.batch_size
+        batch_size = self.per_process_batch_size(world)
+        # drop_last only when it loses little: a tiny slice must still give one batch. The test is
+        # the same for any number of processes, so DDP and one process drop the same rows.
+        drop_last = len(self.train_set[0]) // world >= 4 * batch_size
         epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else None
-        return TensorBatches(self.train_set, self.batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
+        return TensorBatches(self.train_set, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
                              world_size=world, epoch_fn=epoch_fn)
 
     def val_dataloader(self) -> TensorBatches:
         rank, world = self._rank_info()
-        return TensorBatches(self.val_set, self.eval_batch_size, rank=rank, world_size=world)
+        if 0 < len(self.val_set[0]) < world:  # a rank without a batch would wait forever for the others
+            raise ValueError(f"{len(self.val_set[0])} validation rows cannot be shared by {world} processes; "
+                             "hold out more rows or use fewer trainer.devices")
+        # eval_batch_size is per process: it bounds memory and does not change the metrics.
+        return TensorBatches(self.val_set, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False)
 
     def predict_dataloader(self) -> TensorBatches:
         return TensorBatches(self.predict_set, self.eval_batch_size)

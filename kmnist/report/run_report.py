@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
+from kmnist.data.datamodule import TensorBatches
 from kmnist.report.batch import plot_batch
 from kmnist.report.curves import plot_curves
 from kmnist.report.evaluation import evaluate
@@ -55,7 +56,8 @@ def validation_outputs(module: pl.LightningModule, datamodule) -> tuple[np.ndarr
     was_training = module.training
     module.eval()
     probs = []
-    for images, labels in datamodule.val_dataloader():
+    # Every row in this one process: under DDP, val_dataloader() would give only this rank's share.
+    for images, labels in TensorBatches(datamodule.val_set, datamodule.eval_batch_size):
         x, _ = datamodule.on_after_batch_transfer((images.to(module.device), labels), 0)
         probs.append(torch.softmax(module(x).float(), dim=-1).cpu())
     module.train(was_training)

@@ -41,8 +41,9 @@ class TrainTimer(pl.Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            pl_module.log("time/train_seconds", self.total)
-            pl_module.log("time/epoch_seconds", self.epoch_seconds)
+            # DDP: the job took as long as its slowest rank.
+            pl_module.log("time/train_seconds", self.total, sync_dist=True, reduce_fx="max")
+            pl_module.log("time/epoch_seconds", self.epoch_seconds, sync_dist=True, reduce_fx="max")
 
     def state_dict(self) -> dict:
         return {"total": self.total}
