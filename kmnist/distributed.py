@@ -156,8 +156,7 @@ class _Watcher(threading.Thread):
 
 def main() -> None:
     """Rank 1..N-1 of a job that rank 0 started: its resolved config arrives on stdin."""
-    from kmnist.data.io import DataError
-    from kmnist.inference import CheckpointError
+    from kmnist.errors import user_error
     from kmnist.training import train
 
     cfg = OmegaConf.create(sys.stdin.read())
@@ -166,8 +165,10 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         train(cfg)
-    except (DataError, CheckpointError) as err:  # rank 0 hits and reports the same error
-        raise SystemExit(f"rank {os.environ.get('LOCAL_RANK')}: error: {err}") from None
+    except Exception as err:  # rank 0 hits and reports the same error
+        if (cause := user_error(err)) is None:
+            raise
+        raise SystemExit(f"rank {os.environ.get('LOCAL_RANK')}: error: {cause}") from None
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def per_process_batch_size(self, world_size: int) -> int:
         """`batch_size` is the global batch of one optimiser step; each DDP process takes an equal share."""
         if self.batch_size % world_size:
-            raise ValueError(f"data.batch_size={self.batch_size} is the global batch and must divide evenly over the "
+            raise ConfigError(f"data.batch_size={self.batch_size} is the global batch and must divide evenly over the "
                              f"{world_size} processes (trainer.devices x trainer.num_nodes); try "
                              f"data.batch_size={max(world_size, self.batch_size // world_size * world_size)}")
         return self.batch_size // world_size
@@ -203,7 +203,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> TensorBatches:
         rank, world = self._rank_info()
         if 0 < len(self.val_set[0]) < world:  # a rank without a batch would wait forever for the others
-            raise ValueError(f"{len(self.val_set[0])} validation rows cannot be shared by {world} processes; "
+            raise ConfigError(f"{len(self.val_set[0])} validation rows cannot be shared by {world} processes; "
                              "hold out more rows or use fewer trainer.devices")
         # eval_batch_size is per process: it bounds memory and does not change the metrics.
         return TensorBatches(self.val_set, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False)
