@@ -26,18 +26,30 @@ class ExponentialAverage(AveragedModel):
         super().__init__(model, device=device, use_buffers=use_buffers)
         self.decay = decay
         self._updates: int | None = None  # a host-side copy of n_averaged
+        self._cached: tuple | None = None
 
     def _tensors(self, module: nn.Module) -> list[torch.Tensor]:
         tensors = chain(module.parameters(), module.buffers()) if self.use_buffers else module.parameters()
         return [t.detach() for t in tensors]
 
+    def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+        """(averaged, model's, indices of floating tensors). The lists are built once per model:
+        walking the module tree every step costs more host time than the update. Lightning swaps
+        and restores weights in place (`.data.copy_`), so the tensors stay the same objects."""
+        if self._cached is None or self._cached[0] is not model:
+            averaged, theirs = self._tensors(self.module), self._tensors(model)
+            if len(averaged) != len(theirs):
+                raise ValueError(f"EMA: the model has {len(theirs)} tensors, its average {len(averaged)}")
+            floating = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+            self._cached = (model, averaged, theirs, floating)
+        _, averaged, theirs, floating = self._cached
+        return averaged, [t.to(a.device) for a, t in zip(averaged, theirs)], floating
+
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
         if self._updates is None:  # the one read of the device counter (also right after a resume)
             self._updates = int(self.n_averaged)
-        averaged = self._tensors(self.module)
-        current = [t.to(a.device) for a, t in zip(averaged, self._tensors(model), strict=True)]
-        floating = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+        averaged, current, floating = self._pairs(model)
         if self._updates == 0:
             torch._foreach_copy_(averaged, current)
         elif floating:

@@ -18,6 +18,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from kmnist.cuda_graph import GraphedTrainStep
+from kmnist.errors import ConfigError
+
 NUM_CLASSES = 10
 
 
@@ -32,6 +35,7 @@ class Classifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         finetune: dict | None = None,
         config: dict | None = None,
+        cuda_graph: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -46,6 +50,12 @@ class Classifier(pl.LightningModule):
         self.train_loss, self.val_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
         # fastai-style stages (kmnist.finetune.FineTuneStages switches "frozen" -> "unfrozen").
         self.stage: str | None = "frozen" if finetune else None
+        # cuda_graph: forward + backward replayed as one CUDA graph (kmnist.cuda_graph), so the
+        # optimiser and scheduler are stepped here (manual optimisation) instead of by Lightning.
+        if cuda_graph and finetune:
+            raise ConfigError("model.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)")
+        self.automatic_optimization = not cuda_graph
+        self.graphed_step: GraphedTrainStep | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -54,12 +64,20 @@ class Classifier(pl.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        loss_metric.update(loss.detach(), weight=len(y))
-        acc_metric.update(logits.detach(), y)
+        self._update_metrics(loss.detach(), logits.detach(), y, loss_metric, acc_metric)
         return loss
 
+    @staticmethod
+    def _update_metrics(loss, logits, y, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
+        # The weight as a device tensor: a Python int would be copied to the GPU every step.
+        loss_metric.update(loss, weight=loss.new_full((), float(len(y))))
+        acc_metric.update(logits, y)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, self.train_loss, self.train_acc)
+        if self.automatic_optimization:
+            loss = self._step(batch, self.train_loss, self.train_acc)
+        else:
+            loss = self._manual_step(batch)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -68,6 +86,38 @@ class Classifier(pl.LightningModule):
         self._step(batch, self.val_loss, self.val_acc)
         self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def _manual_step(self, batch) -> torch.Tensor:
+        """One optimiser step with forward + backward as a CUDA graph on a GPU (eager elsewhere)."""
+        x, y = batch
+        optimizer = self.optimizers()
+        if x.is_cuda:
+            if self.graphed_step is None:
+                self.graphed_step = GraphedTrainStep(self.net, self.criterion)
+            loss, logits = self.graphed_step(x, y)
+        else:
+            optimizer.zero_grad()
+            logits = self(x)
+            loss = self.criterion(logits, y)
+            self.manual_backward(loss)
+            loss, logits = loss.detach(), logits.detach()
+        optimizer.step()
+        if self.hparams.scheduler_interval == "step" and (scheduler := self.lr_schedulers()) is not None:
+            scheduler.step()
+        self._update_metrics(loss, logits, y, self.train_loss, self.train_acc)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Lightning steps epoch-interval schedulers itself only under automatic optimisation.
+        if self.automatic_optimization or self.hparams.scheduler_interval != "epoch":
+            return
+        if (scheduler := self.lr_schedulers()) is None:
+            return
+        monitor = self.hparams.scheduler_monitor
+        if not monitor:
+            scheduler.step()
+        elif monitor in self.trainer.callback_metrics:
+            scheduler.step(self.trainer.callback_metrics[monitor])
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         return torch.softmax(self(batch[0]).float(), dim=-1)

@@ -25,6 +25,7 @@ from kmnist import distributed
 from kmnist.atomic import write_json
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.io import DataError
+from kmnist.errors import ConfigError
 from kmnist.finetune import FineTuneStages
 from kmnist.inference import CheckpointError
 from kmnist.models import build_network
@@ -94,6 +95,10 @@ def build_module(cfg: DictConfig) -> Classifier:
     net = build_network(OmegaConf.to_container(cfg.model, resolve=True))
     if cfg.model.get("channels_last"):
         net = net.to(memory_format=torch.channels_last)  # the data module sends channels_last batches too
+    cuda_graph = bool(cfg.model.get("cuda_graph", False))
+    if cuda_graph and cfg.model.get("compile"):
+        raise ConfigError("model.cuda_graph=true and model.compile=true: pick one (model.compile=reduce-overhead is "
+                          "torch.compile's own CUDA-graph mode)")
     if cfg.model.get("compile"):
         # In place, so state_dict keys (and checkpoints) stay those of the plain network.
         # compile=true is torch.compile's default mode; a string picks a mode ("reduce-overhead": CUDA graphs).
@@ -108,6 +113,7 @@ def build_module(cfg: DictConfig) -> Classifier:
         label_smoothing=cfg.loss.label_smoothing,
         finetune=OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else None,
         config=plain_config(cfg),
+        cuda_graph=cuda_graph,
     )
 
 
@@ -166,6 +172,8 @@ def train(cfg: DictConfig) -> dict:
     loggers = instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     datamodule.per_process_batch_size(trainer.world_size)  # one clear line before any process starts
+    if cfg.model.get("cuda_graph") and trainer.world_size > 1:
+        raise ConfigError(f"model.cuda_graph=true runs on one device; this trainer has {trainer.world_size} processes")
 
     # Resolved once, before any other rank starts: every rank resumes from the same file.
     with open_dict(cfg):

@@ -10,8 +10,8 @@ from kmnist.errors import ConfigError
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 # Keys of a model config that tell the framework how to feed and run the network, not the
-# network's constructor: the data module reads the first three, the training loop the last two.
-FRAMEWORK_KEYS = ("name", "imagenet_norm", "channels_last", "compile")
+# network's constructor: the data module reads the first three, the training loop the others.
+FRAMEWORK_KEYS = ("name", "imagenet_norm", "channels_last", "compile", "cuda_graph")
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
