@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from omegaconf import open_dict
 from torch import nn
@@ -53,3 +54,13 @@ def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_pa
     train(copy.deepcopy(cfg))
     resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert int(resumed["averaging_state"]["n_averaged"]) == 12
+
+
+def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compose_train, tmp_path):
+    cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5",
+                        "~callbacks.show_batch")
+    with open_dict(cfg):
+        cfg.data.batch_size = 32
+        cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
+    metrics = train(cfg)
+    assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)

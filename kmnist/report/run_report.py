@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 
 from kmnist.data.datamodule import TensorBatches
@@ -65,6 +66,18 @@ def validation_outputs(module: pl.LightningModule, datamodule) -> tuple[np.ndarr
     return torch.cat(probs).numpy(), labels.cpu().numpy(), images[:, 0].cpu().numpy()
 
 
+def validated_module(trainer: pl.Trainer, module: pl.LightningModule) -> pl.LightningModule:
+    """The weights validation scores. Under a weight-averaging callback (EMA) that is its average
+    (the checkpoint's `state_dict`, which predict.py loads), not the module's raw weights: after
+    `trainer.validate(ckpt_path=best)` Lightning leaves the raw weights in the module and the
+    average in the callback (`_average_model`: Lightning offers no public accessor)."""
+    for callback in trainer.callbacks:
+        average = getattr(callback, "_average_model", None) if isinstance(callback, WeightAveraging) else None
+        if average is not None:
+            return average.module
+    return module
+
+
 def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule, output_dir: Path, title: str = "") -> dict:
     """Curves always; the evaluation when there is a validation split. Returns `val/<score>` metrics."""
     metrics_csv = csv_metrics_file(trainer)
@@ -72,6 +85,6 @@ def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule
         plot_curves(metrics_csv, output_dir / "curves.png", title=title)
     if datamodule.val_set is None or len(datamodule.val_set[0]) == 0:
         return {}
-    probs, labels, images = validation_outputs(module, datamodule)
+    probs, labels, images = validation_outputs(validated_module(trainer, module), datamodule)
     scores = evaluate(probs, labels, images, output_dir, title=f"{title} (validation)" if title else "validation")
     return {f"val/{name}": value for name, value in scores.items()}
