@@ -32,6 +32,7 @@ class GraphedTrainStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
         self.static: dict[str, torch.Tensor] = {}
+        self._last_shape: tuple | None = None
 
     def _params(self) -> list[nn.Parameter]:
         return [p for p in self.net.parameters() if p.requires_grad]
@@ -45,7 +46,8 @@ class GraphedTrainStep:
     def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.graph is not None:
             self._attach_grads()
-            torch._foreach_zero_(self._graph_grads)  # keep the graph's gradient tensors; backward adds into them
+            # keep the graph's gradient tensors (None for a parameter the forward never uses); backward adds into them
+            torch._foreach_zero_([g for g in self._graph_grads if g is not None])
             return self._forward_backward(x, y)
         for p in self._params():
             p.grad = None
@@ -78,7 +80,9 @@ class GraphedTrainStep:
             self.graph.replay()
             self._attach_grads()
             return self.static["loss"], self.static["logits"]
-        if self.calls <= self.warmup_steps:
+        steady = self._last_shape == (x.shape, y.shape)
+        self._last_shape = (x.shape, y.shape)
+        if self.calls <= self.warmup_steps or not steady:  # never capture a one-off (short last) batch
             return self._eager(x, y)
         return self._capture(x, y)
 

@@ -35,13 +35,15 @@ class ExponentialAverage(AveragedModel):
     def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
         """(averaged, model's, indices of floating tensors). The lists are built once per model:
         walking the module tree every step costs more host time than the update. Lightning swaps
-        and restores weights in place (`.data.copy_`), so the tensors stay the same objects."""
-        if self._cached is None or self._cached[0] is not model:
+        and restores weights in place (`.data.copy_`), so the tensors stay the same objects; a
+        move to other memory (`.to(device)`) changes the first parameter's address and rebuilds them."""
+        key = (model, next(model.parameters()).data_ptr(), next(self.module.parameters()).data_ptr())
+        if self._cached is None or self._cached[0] != key:
             averaged, theirs = self._tensors(self.module), self._tensors(model)
             if len(averaged) != len(theirs):
                 raise ValueError(f"EMA: the model has {len(theirs)} tensors, its average {len(averaged)}")
             floating = [i for i, a in enumerate(averaged) if a.is_floating_point()]
-            self._cached = (model, averaged, theirs, floating)
+            self._cached = (key, averaged, theirs, floating)
         _, averaged, theirs, floating = self._cached
         return averaged, [t.to(a.device) for a, t in zip(averaged, theirs)], floating
 

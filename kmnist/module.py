@@ -15,6 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -102,22 +103,48 @@ class Classifier(pl.LightningModule):
             self.manual_backward(loss)
             loss, logits = loss.detach(), logits.detach()
         optimizer.step()
-        if self.hparams.scheduler_interval == "step" and (scheduler := self.lr_schedulers()) is not None:
-            scheduler.step()
+        self._step_schedulers("step")
         self._update_metrics(loss, logits, y, self.train_loss, self.train_acc)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        # Lightning steps epoch-interval schedulers itself only under automatic optimisation.
-        if self.automatic_optimization or self.hparams.scheduler_interval != "epoch":
+        if not self.automatic_optimization:
+            self._step_schedulers("epoch")
+
+    def _step_schedulers(self, interval: str) -> None:
+        """Under manual optimisation Lightning steps no scheduler: do what its automatic loop does,
+        for every configured scheduler (ours, or the LR finder's while it runs): interval,
+        frequency, and a monitored metric for ReduceLROnPlateau (missing: an error if strict)."""
+        count = self.trainer.global_step if interval == "step" else self.current_epoch + 1
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval or count % config.frequency:
+                continue
+            if not isinstance(config.scheduler, ReduceLROnPlateau):
+                config.scheduler.step()
+                continue
+            # Lightning drops `monitor` from scheduler configs under manual optimisation: ours is in hparams.
+            monitor = config.monitor or self.hparams.scheduler_monitor
+            value = self.trainer.callback_metrics.get(monitor) if monitor else None
+            if value is not None:
+                config.scheduler.step(value)
+            elif config.strict:
+                raise ConfigError(f"scheduler.monitor={monitor!r} is not a logged metric; logged: "
+                                  f"{', '.join(sorted(self.trainer.callback_metrics)) or 'none yet'}")
+
+    def teardown(self, stage: str) -> None:
+        # A graph is bound to the parameters' memory: the LR finder's fit ends by moving the
+        # module (and the next fit allocates it anew), so never carry a graph from one fit to the next.
+        self.graphed_step = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning counts steps in different loops under automatic and manual optimisation: a run
+        # resumed across the switch would restart its step count (and stall the EMA's updates).
+        if self._trainer is None or self.trainer.state.fn != "fit":
             return
-        if (scheduler := self.lr_schedulers()) is None:
-            return
-        monitor = self.hparams.scheduler_monitor
-        if not monitor:
-            scheduler.step()
-        elif monitor in self.trainer.callback_metrics:
-            scheduler.step(self.trainer.callback_metrics[monitor])
+        saved = bool(checkpoint.get("hyper_parameters", {}).get("cuda_graph", False))
+        if saved != (not self.automatic_optimization):
+            raise ConfigError(f"this checkpoint was trained with model.cuda_graph={str(saved).lower()}: "
+                              f"resume it with the same value")
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         return torch.softmax(self(batch[0]).float(), dim=-1)

@@ -38,7 +38,7 @@ class StepProfiler(pl.Callback):
         self._wall = 0.0
         self._done = False
         self._cuda = False
-        self._saved_showwarning = None
+        self._saved_showwarning, self._saved_filters = None, []
 
     def _record_sync(self, message, category, filename, lineno, file=None, line=None) -> None:
         if "synchroniz" not in str(message):
@@ -55,28 +55,35 @@ class StepProfiler(pl.Callback):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self._cuda else [])
         if self._cuda:
             torch.cuda.synchronize(pl_module.device)
-            self._saved_showwarning = warnings.showwarning
+            self._saved_showwarning, self._saved_filters = warnings.showwarning, warnings.filters[:]
             warnings.showwarning = self._record_sync
-            warnings.simplefilter("always", UserWarning)
+            warnings.simplefilter("always", UserWarning)  # every sync, not the first per line
             torch.cuda.set_sync_debug_mode("warn")
         self._profile = profile(activities=activities)
         self._profile.__enter__()
         self._wall = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._profile is None or trainer.global_step < self.start + self.steps:
-            return
-        if self._cuda:
+        if self._profile is not None and trainer.global_step >= self.start + self.steps:
+            self._finish(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._profile is not None:  # training ended inside the window: report what was profiled
+            self._finish(trainer, pl_module)
+
+    def _finish(self, trainer, pl_module) -> None:
+        if self._cuda:  # leave torch and the warnings module as they were
             torch.cuda.set_sync_debug_mode("default")
             torch.cuda.synchronize(pl_module.device)
             warnings.showwarning = self._saved_showwarning
+            warnings.filters[:] = self._saved_filters
         wall = time.perf_counter() - self._wall
         self._profile.__exit__(None, None, None)
-        steps = trainer.global_step - self.start
+        steps = max(trainer.global_step - self.start, 1)
         report = self.report(self._profile, steps, wall)
         self._profile, self._done = None, True
         log.info("step profile:\n%s", report)
-        if trainer.is_global_zero and trainer.log_dir:
+        if trainer.is_global_zero:
             (Path(trainer.default_root_dir) / self.filename).write_text(report)
 
     def report(self, prof: profile, steps: int, wall: float) -> str:

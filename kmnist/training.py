@@ -174,6 +174,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule.per_process_batch_size(trainer.world_size)  # one clear line before any process starts
     if cfg.model.get("cuda_graph") and trainer.world_size > 1:
         raise ConfigError(f"model.cuda_graph=true runs on one device; this trainer has {trainer.world_size} processes")
+    if cfg.model.get("cuda_graph") and str(cfg.trainer.get("precision", "")).startswith("16"):
+        # fp16 needs a loss scaler around backward; the graph calls backward itself (bf16 needs none).
+        raise ConfigError(f"model.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; use bf16-mixed or 32-true")
 
     # Resolved once, before any other rank starts: every rank resumes from the same file.
     with open_dict(cfg):

@@ -7,6 +7,8 @@ GPU suite, bench/gpu_suite.sh, runs them).
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -61,11 +63,33 @@ def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, sch
     assert manual_lrs == auto_lrs and len(auto_lrs) == 15 and min(auto_lrs) < max(auto_lrs)
 
 
-@pytest.mark.parametrize("option", ["model.compile=true", "finetune=fastai"])
+@pytest.mark.parametrize("option", ["model.compile=true", "finetune=fastai", "trainer.precision=16-mixed"])
 def test_cuda_graph_refuses_what_it_cannot_combine_with(compose_train, option):
     cfg = compose_train("model=cnn", "model.cuda_graph=true", option)
     with pytest.raises(ConfigError, match="cuda_graph"):
         train(cfg)
+
+
+def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
+    """The two loops count steps apart: a resumed run would restart its step count."""
+    train(compose_train("model=cnn", "report=false", "validate_best=false"))
+    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "model.cuda_graph=true",
+                        f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+    with pytest.raises(ConfigError, match="model.cuda_graph=false"):
+        train(cfg)
+
+
+def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path):
+    """The LR finder's own scheduler must be stepped by the module (Lightning steps none here)."""
+    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "model.cuda_graph=true",
+                        "tune.lr_find=true", "tune.num_training=8", "scheduler=none")
+    with open_dict(cfg):
+        cfg.trainer.limit_train_batches = 10
+    train(cfg)
+    lrs = json.loads((tmp_path / "lr_find.json").read_text())["lr"]
+    assert len(lrs) >= 5 and all(b > a for a, b in zip(lrs, lrs[1:]))
 
 
 def _sgd_run(step, net: nn.Module, batches) -> list[float]:
