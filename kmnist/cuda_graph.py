@@ -22,9 +22,10 @@ from torch import nn
 class GraphedTrainStep:
     """`step(x, y) -> (loss, logits)` with the parameters' gradients left in `.grad`.
 
-    The first `warmup_steps` calls run eagerly (cuDNN autotuning, lazy initialisation), the next
-    one captures the graph; later calls with the same batch shape replay it. A batch of another
-    shape (a last, smaller batch) runs eagerly into the same gradient tensors.
+    The first `warmup_steps` calls run eagerly (cuDNN autotuning, lazy initialisation); the first
+    later call whose batch has the previous call's shape captures the graph, and calls with that
+    shape replay it. A batch of another shape (a last, smaller batch) runs eagerly into the same
+    gradient tensors.
     """
 
     def __init__(self, net: nn.Module, criterion: nn.Module, warmup_steps: int = 3):
