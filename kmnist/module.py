@@ -20,9 +20,11 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from kmnist.cuda_graph import GraphedTrainStep
+from kmnist.distill import TeacherEnsemble
 from kmnist.errors import ConfigError
 
 NUM_CLASSES = 10
+VALIDATION_SETS = ("val", "dev")
 
 
 class Classifier(pl.LightningModule):
@@ -37,18 +39,25 @@ class Classifier(pl.LightningModule):
         finetune: dict | None = None,
         config: dict | None = None,
         cuda_graph: bool = False,
+        teacher: TeacherEnsemble | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "teacher"])
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        # Takes class indices or, under distillation, class probabilities (soft targets).
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.teacher = teacher
         # Micro-averaged accuracy is Kaggle's metric; torchmetrics' Multiclass* default to macro.
         # No per-step argument or NaN checks: each one reads a GPU value back (a sync every step);
         # a NaN loss still shows as nan in the logged means.
         self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
-        self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
-        self.train_loss, self.val_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        # One pair per validation set, by the prefix its metrics are logged under: `val` (held-out
+        # training writers) and `dev` (data.val_file, e.g. the test cohort's labelled writers).
+        self.eval_acc = nn.ModuleDict({name: MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
+                                       for name in VALIDATION_SETS})
+        self.eval_loss = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in VALIDATION_SETS})
         # fastai-style stages (kmnist.finetune.FineTuneStages switches "frozen" -> "unfrozen").
         self.stage: str | None = "frozen" if finetune else None
         # cuda_graph: forward + backward replayed as one CUDA graph (kmnist.cuda_graph), so the
@@ -61,12 +70,19 @@ class Classifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> torch.Tensor:
-        x, y = batch
+    def _step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy, target: torch.Tensor | None = None) -> torch.Tensor:
+        x, y = batch[:2]
         logits = self(x)
-        loss = self.criterion(logits, y)
+        loss = self.criterion(logits, y if target is None else target)
         self._update_metrics(loss.detach(), logits.detach(), y, loss_metric, acc_metric)
         return loss
+
+    def training_target(self, x: torch.Tensor, y: torch.Tensor, mixed: torch.Tensor | None = None) -> torch.Tensor:
+        """What the loss compares the logits with: the labels, or the soft targets of MixUp /
+        CutMix (`mixed`, from the data module); under distillation, that mixed with the teacher
+        ensemble's probabilities on this very (augmented) batch."""
+        target = y if mixed is None else mixed
+        return target if self.teacher is None else self.teacher.soft_targets(x, target)
 
     @staticmethod
     def _update_metrics(loss, logits, y, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
@@ -76,30 +92,38 @@ class Classifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         if self.automatic_optimization:
-            loss = self._step(batch, self.train_loss, self.train_acc)
+            loss = self._step(batch, self.train_loss, self.train_acc, target=self.training_target(*batch))
         else:
             loss = self._manual_step(batch)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, self.val_loss, self.val_acc)
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+    def validation_set_names(self) -> list[str]:
+        """The data module's validation sets in dataloader order (`val` alone without one)."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        return list(getattr(datamodule, "val_set_names", None) or ["val"])
+
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.validation_set_names()[dataloader_idx]
+        self._step(batch, self.eval_loss[name], self.eval_acc[name])
+        # add_dataloader_idx=False: the prefix already says which set (val/acc, dev/acc).
+        self.log(f"{name}/loss", self.eval_loss[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
+        self.log(f"{name}/acc", self.eval_acc[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
 
     def _manual_step(self, batch) -> torch.Tensor:
         """One optimiser step with forward + backward as a CUDA graph on a GPU (eager elsewhere)."""
-        x, y = batch
+        x, y = batch[:2]
+        target = self.training_target(*batch)  # outside the graph: the teacher runs eagerly
         optimizer = self.optimizers()
         if x.is_cuda:
             if self.graphed_step is None:
                 self.graphed_step = GraphedTrainStep(self.net, self.criterion)
-            loss, logits = self.graphed_step(x, y)
+            loss, logits = self.graphed_step(x, target)
         else:
             optimizer.zero_grad()
             logits = self(x)
-            loss = self.criterion(logits, y)
+            loss = self.criterion(logits, target)
             self.manual_backward(loss)
             loss, logits = loss.detach(), logits.detach()
         optimizer.step()

@@ -25,6 +25,7 @@ from kmnist import distributed
 from kmnist.atomic import write_json
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.io import DataError
+from kmnist.distill import TeacherEnsemble
 from kmnist.errors import ConfigError
 from kmnist.finetune import FineTuneStages
 from kmnist.inference import CheckpointError
@@ -54,6 +55,14 @@ def _without_validation(cfg: DictConfig) -> None:
                 cfg.callbacks.model_checkpoint.filename = "epoch_{epoch:03d}"
         if (cfg.scheduler.get("monitor") or "").startswith("val/"):
             cfg.scheduler.monitor = "train/loss"
+
+
+def _validate_on_file_only(cfg: DictConfig) -> None:
+    """No held-out writers but a data.val_file: what would watch val/* watches dev/* instead."""
+    with open_dict(cfg):
+        for holder, key in ((cfg, "optimized_metric"), (cfg.scheduler, "monitor")):
+            if (holder.get(key) or "").startswith("val/"):
+                holder[key] = "dev/" + holder[key].removeprefix("val/")
 
 
 def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
@@ -114,7 +123,17 @@ def build_module(cfg: DictConfig) -> Classifier:
         finetune=OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else None,
         config=plain_config(cfg),
         cuda_graph=cuda_graph,
+        teacher=build_teacher(cfg),
     )
+
+
+def build_teacher(cfg: DictConfig) -> TeacherEnsemble | None:
+    """loss.distill.teachers: checkpoints whose averaged predictions teach this network."""
+    distill = cfg.loss.get("distill")
+    if not distill or not distill.get("teachers"):
+        return None
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return TeacherEnsemble(list(distill.teachers), weight=distill.weight, student_data=data)
 
 
 def plain_config(cfg: DictConfig) -> dict:
@@ -156,8 +175,10 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule: KannadaMNISTDataModule = instantiate(cfg.data)
     ensure_data(datamodule.path(datamodule.train_file))
-    if not datamodule.holds_out_validation:
+    if not datamodule.val_set_names:
         _without_validation(cfg)
+    elif not datamodule.holds_out_validation:
+        _validate_on_file_only(cfg)
 
     if cfg.get("finetune"):
         with open_dict(cfg):  # the two stages make up the whole run
@@ -194,8 +215,8 @@ def train(cfg: DictConfig) -> dict:
 
         best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.validate_best and best_ckpt:
-            validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
-            metrics.update(validated[0] if validated else {})
+            for loader_metrics in trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False):
+                metrics.update(loader_metrics)  # one dict per validation set (val/*, dev/*)
         else:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) else v for k, v in metrics.items()}

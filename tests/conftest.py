@@ -20,6 +20,7 @@ CONF = ROOT / "conf"
 SHARED = Path(os.environ.get("KMNIST_DATA", ROOT.parent / "shared" / "data" / "kannada_mnist"))
 TRAIN_ROWS = 3840  # three writers of 1,280 rows: enough for a writer split with one held out
 TEST_ROWS = 600
+DEV_ROWS = 400
 
 
 def synthetic_digits(n: int, seed: int = 0) -> DigitTable:
@@ -56,6 +57,14 @@ def data_dir(tmp_path_factory) -> Path:
         test = DigitTable(images=synthetic_digits(TEST_ROWS, seed=1).images, ids=np.arange(TEST_ROWS) + 7)
     atomic_write_csv(table_to_frame(train), out / "train.csv.gz")
     atomic_write_csv(table_to_frame(test), out / "test.csv.gz")
+    # The test cohort's labelled writers (test_dev.csv.gz): the first real rows, else synthetic.
+    if (SHARED / "test_dev.csv.gz").is_file():
+        dev = read_digits(SHARED / "test_dev.csv.gz")
+        dev = DigitTable(images=dev.images[:DEV_ROWS], labels=dev.labels[:DEV_ROWS], ids=dev.ids[:DEV_ROWS])
+    else:
+        dev = synthetic_digits(DEV_ROWS, seed=2)
+        dev.ids = np.arange(DEV_ROWS)
+    atomic_write_csv(table_to_frame(dev), out / "test_dev.csv.gz")
     # A labelled file, as the downloader writes for the official test set.
     labelled = DigitTable(images=train.images[:500], labels=train.labels[:500], ids=np.arange(500))
     atomic_write_csv(table_to_frame(labelled), out / "test_labelled.csv.gz")

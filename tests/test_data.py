@@ -146,7 +146,7 @@ def test_datamodule_batches_augment_only_in_training(data_dir, on_device):
 def test_datamodule_resizes_for_three_channel_models(data_dir):
     dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, imagenet_norm=True)
     dm.setup("fit")
-    x, y = next(iter(dm.val_dataloader()))
+    x, y = next(iter(dm.val_dataloader()[0]))
     out, _ = dm.on_after_batch_transfer((x, y), 0)
     assert out.shape[1:] == (3, 32, 32)
 
@@ -161,7 +161,7 @@ def test_datamodule_predict_keeps_ids_in_order(data_dir):
 def test_datamodule_channels_last_batches(data_dir):
     dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, channels_last=True)
     dm.setup("fit")
-    x, y = next(iter(dm.val_dataloader()))
+    x, y = next(iter(dm.val_dataloader()[0]))
     out, _ = dm.on_after_batch_transfer((x, y), 0)
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kmnist.data import mixing
+
 
 def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
     """Inverses of a batch of 3x3 matrices by cross products (adjugate / determinant): a few
@@ -26,36 +28,70 @@ def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
 
 
 class BatchAugment(nn.Module):
-    """Random rotation, translation, shear, zoom and perspective warp, then brightness/contrast
-    ("lighting") and random erasing, applied to a float batch (B, C, H, W) in [0, 1].
+    """Per-image stroke thickness, then random rotation, translation, shear, zoom, perspective
+    warp and elastic distortion (one resampling), then brightness/contrast ("lighting") and random
+    erasing, applied to a float batch (B, C, H, W) in [0, 1]. `mix` blends images and labels
+    (MixUp / CutMix) as a separate step, since it changes the targets too.
 
     rotation: max degrees; translate: max shift as a fraction of the side; shear: max shear
     factor; zoom: scale drawn from [1 - zoom, 1 + zoom]; warp: max perspective coefficient;
-    lighting: max relative change of brightness and contrast; erase_p: probability that an
-    image gets one erased rectangle covering erase_area of it. Digits are never flipped: a
-    mirrored digit is a different (or no) digit.
+    elastic: max displacement of a smooth random field, as a fraction of the side, drawn on an
+    `elastic_cells` x `elastic_cells` grid and upsampled; stroke: max share of a grey-level
+    dilation (thicker strokes, > 0) or erosion (thinner, < 0) blended in, drawn per image from
+    [-stroke, stroke]; lighting: max relative change of brightness and contrast; erase_p:
+    probability that an image gets one erased rectangle covering erase_area of it; mixup /
+    cutmix: Beta(alpha, alpha) of MixUp / CutMix, applied to a share mix_p of the images (one of
+    the two, evenly, when both are set). Digits are never flipped: a mirrored digit is a
+    different (or no) digit.
     """
 
     def __init__(self, rotation: float = 0.0, translate: float = 0.0, shear: float = 0.0, zoom: float = 0.0,
-                 warp: float = 0.0, lighting: float = 0.0, erase_p: float = 0.0, erase_area: tuple[float, float] = (0.02, 0.15)):
+                 warp: float = 0.0, lighting: float = 0.0, erase_p: float = 0.0, erase_area: tuple[float, float] = (0.02, 0.15),
+                 elastic: float = 0.0, elastic_cells: int = 4, stroke: float = 0.0,
+                 mixup: float = 0.0, cutmix: float = 0.0, mix_p: float = 0.5):
         super().__init__()
         self.rotation, self.translate, self.shear, self.zoom = rotation, translate, shear, zoom
         self.warp, self.lighting, self.erase_p, self.erase_area = warp, lighting, erase_p, tuple(erase_area)
+        self.elastic, self.elastic_cells, self.stroke = elastic, int(elastic_cells), stroke
+        self.mixup, self.cutmix, self.mix_p = mixup, cutmix, mix_p
 
     @property
     def is_identity(self) -> bool:
-        return not any((self.rotation, self.translate, self.shear, self.zoom, self.warp, self.lighting, self.erase_p))
+        return not any((self.rotation, self.translate, self.shear, self.zoom, self.warp, self.elastic, self.stroke,
+                        self.lighting, self.erase_p))
+
+    @property
+    def mixes(self) -> bool:
+        return bool((self.mixup or self.cutmix) and self.mix_p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_identity:
             return x
-        if any((self.rotation, self.translate, self.shear, self.zoom, self.warp)):
+        if self.stroke:
+            x = self._stroke(x)
+        if any((self.rotation, self.translate, self.shear, self.zoom, self.warp, self.elastic)):
             x = self._warp(x)
         if self.lighting:
             x = self._lighting(x)
         if self.erase_p:
             x = self._erase(x)
         return x
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """MixUp / CutMix: (mixed images, soft targets (B, 10)), or (x, None) when both are off."""
+        if not self.mixes:
+            return x, None
+        b = x.shape[0]
+        chosen = torch.rand(b, device=x.device) < self.mix_p
+        partner = torch.randperm(b, device=x.device)
+        if not self.cutmix:
+            return mixing.mixup(x, y, self.mixup, chosen, partner=partner)
+        if not self.mixup:
+            return mixing.cutmix(x, y, self.cutmix, chosen, partner=partner)
+        use_cutmix = torch.rand(b, device=x.device) < 0.5  # per image: one of the two
+        x_up, t_up = mixing.mixup(x, y, self.mixup, chosen & ~use_cutmix, partner=partner)
+        x_cut, t_cut = mixing.cutmix(x, y, self.cutmix, chosen & use_cutmix, partner=partner)
+        return torch.where(use_cutmix.view(b, 1, 1, 1), x_cut, x_up), torch.where(use_cutmix.view(b, 1), t_cut, t_up)
 
     def _uniform(self, n: int, limit: float, like: torch.Tensor) -> torch.Tensor:
         return (torch.rand(n, device=like.device, dtype=torch.float32) * 2 - 1) * limit
@@ -86,7 +122,26 @@ class BatchAugment(nn.Module):
         base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, h * w, 3)
         src = base @ inverse.transpose(1, 2)  # (b, h*w, 3)
         grid = (src[..., :2] / src[..., 2:].clamp_min(1e-6)).reshape(b, h, w, 2)
+        if self.elastic:
+            grid = grid + self.sample_displacement(b, h, w, x)
         return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+    def sample_displacement(self, b: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        """A smooth random displacement field (b, h, w, 2) in normalised coordinates: uniform
+        noise on a coarse grid, upsampled bicubically (a cheap stand-in for Simard's blurred
+        noise). Its largest component is at most `elastic` of the side (2 x elastic in [-1, 1] units)."""
+        cells = max(self.elastic_cells, 2)
+        coarse = self._uniform(b * 2 * cells * cells, 2 * self.elastic, like).view(b, 2, cells, cells)
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+        return field.clamp(-2 * self.elastic, 2 * self.elastic).permute(0, 2, 3, 1)
+
+    def _stroke(self, x: torch.Tensor) -> torch.Tensor:
+        """Grey-level dilation (3x3 max) or erosion (3x3 min), blended in by a per-image amount."""
+        b = x.shape[0]
+        amount = self._uniform(b, self.stroke, x).clamp(-1, 1).view(b, 1, 1, 1)
+        dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+        eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+        return torch.where(amount >= 0, torch.lerp(x, dilated, amount.clamp(min=0)), torch.lerp(x, eroded, (-amount).clamp(min=0)))
 
     def _lighting(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]

@@ -95,6 +95,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         use_cache: bool = True,
         extra_train: list[str] | None = None,
+        val_file: str | None = None,
     ):
         super().__init__()
         self.dir = Path(dir)
@@ -103,6 +104,7 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = limit_rows, batch_size, eval_batch_size, on_device
         self.cache_dir, self.use_cache, self.channels_last = cache_dir, use_cache, channels_last
         self.extra_train = [str(f) for f in extra_train or []]
+        self.val_file = str(val_file) if val_file else None
         if augment is not None and not isinstance(augment, BatchAugment):
             raise ConfigError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
                              "or set its fields, e.g. data.augment.rotation=10")
@@ -110,6 +112,9 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.preprocess = Preprocess(scaling=scaling, input_size=input_size, in_chans=in_chans, imagenet_norm=imagenet_norm)
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        # A labelled file validated beside (or instead of) the held-out writers, e.g. the test
+        # cohort's dev writers: its metrics are logged as dev/*.
+        self.dev_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.predict_set: tuple[torch.Tensor] | None = None
         self.predict_ids: np.ndarray | None = None
 
@@ -119,6 +124,12 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def holds_out_validation(self) -> bool:
         """Whether the configured split leaves any validation rows (known before loading data)."""
         return {"writer": self.val_writers, "stratified": self.val_fraction, "first_n": self.val_rows}.get(self.split, 1) > 0
+
+    @property
+    def val_set_names(self) -> list[str]:
+        """The validation dataloaders, in order, by the prefix their metrics are logged under:
+        `val` (held-out training rows) and/or `dev` (data.val_file). Known before loading data."""
+        return ["val"] * self.holds_out_validation + ["dev"] * (self.val_file is not None)
 
     def path(self, name: str) -> Path:
         path = Path(name)
@@ -164,6 +175,18 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         device = self._device()
         self.train_set = (self._as_tensor(train_images).to(device), torch.from_numpy(train_labels).to(device))
         self.val_set = (self._as_tensor(images[val_idx]).to(device), torch.from_numpy(labels[val_idx]).to(device))
+        if self.val_file is not None:
+            self.dev_set = self._read_val_file(device)
+
+    def _read_val_file(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        path = self.path(self.val_file)
+        if not path.is_file():
+            raise DataError(f"{path}: data.val_file not found (a labelled CSV such as test_dev.csv.gz; "
+                            "data.val_file=null validates on the held-out writers only)")
+        table = read_digits(path, cache_dir=self.cache_dir, use_cache=self.use_cache)
+        if table.labels is None:
+            raise DataError(f"{path}: data.val_file needs a `label` column to be scored (it has id and pixels only)")
+        return self._as_tensor(table.images).to(device), torch.from_numpy(table.labels).to(device)
 
     def _with_extra(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append labelled rows (e.g. pseudo-labels from predict.py) to the training split only:
@@ -200,13 +223,21 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         return TensorBatches(self.train_set, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
                              world_size=world, epoch_fn=epoch_fn)
 
-    def val_dataloader(self) -> TensorBatches:
+    def validation_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each validation set by its metric prefix, in dataloader order (see `val_set_names`)."""
+        sets = {"val": self.val_set, "dev": self.dev_set}
+        return {name: sets[name] for name in self.val_set_names}
+
+    def val_dataloader(self) -> list[TensorBatches]:
         rank, world = self._rank_info()
-        if 0 < len(self.val_set[0]) < world:  # a rank without a batch would wait forever for the others
-            raise ConfigError(f"{len(self.val_set[0])} validation rows cannot be shared by {world} processes; "
-                             "hold out more rows or use fewer trainer.devices")
-        # eval_batch_size is per process: it bounds memory and does not change the metrics.
-        return TensorBatches(self.val_set, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False)
+        loaders = []
+        for name, tensors in self.validation_sets().items():
+            if 0 < len(tensors[0]) < world:  # a rank without a batch would wait forever for the others
+                raise ConfigError(f"{len(tensors[0])} {name} rows cannot be shared by {world} processes; "
+                                  "hold out more rows or use fewer trainer.devices")
+            # eval_batch_size is per process: it bounds memory and does not change the metrics.
+            loaders.append(TensorBatches(tensors, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False))
+        return loaders
 
     def predict_dataloader(self) -> TensorBatches:
         return TensorBatches(self.predict_set, self.eval_batch_size)
@@ -219,6 +250,9 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         x = Preprocess.to_unit(images)
         if self.trainer is not None and self.trainer.training:
             x = self.augment(x)
+            if self.augment.mixes:  # MixUp / CutMix: the batch gains soft targets (x, y, target)
+                x, target = self.augment.mix(x, rest[0])
+                rest = [*rest, target]
         x = self.preprocess(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

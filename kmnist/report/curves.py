@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from kmnist.report.files import save_figure
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "dev")  # dev: data.val_file, when the run has one
 
 
 def _metric_column(frame: pd.DataFrame, split: str, name: str) -> str | None:
@@ -62,7 +62,7 @@ def _plot_split_metric(ax: Axes, frame: pd.DataFrame, name: str, label: str) -> 
         return
     last_train_epoch = _last_train_epoch(frame)
     xs = []
-    for split, marker in zip(SPLITS, ("o", "s")):
+    for split, marker in zip(SPLITS, ("o", "s", "^")):
         column = _metric_column(frame, split, name)
         if column is None:
             continue
@@ -108,7 +108,7 @@ def _plot_learning_rate(ax: Axes, frame: pd.DataFrame) -> None:
 
 
 def curves_figure(frame: pd.DataFrame, title: str = "") -> Figure:
-    """Three panels: loss and accuracy per epoch (train and val), learning rate per step."""
+    """Three panels: loss and accuracy per epoch (train, val and dev), learning rate per step."""
     fig = Figure(figsize=(15, 4.5), layout="constrained")
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     _plot_split_metric(loss_ax, frame, "loss", "loss")

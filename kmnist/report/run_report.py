@@ -52,17 +52,19 @@ def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
 
 
 @torch.inference_mode()
-def validation_outputs(module: pl.LightningModule, datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Softmax, labels and raw images of the whole validation split, in order."""
+def validation_outputs(module: pl.LightningModule, datamodule, tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Softmax, labels and raw images of a whole validation set (default: the held-out split), in order."""
+    tensors = datamodule.val_set if tensors is None else tensors
     was_training = module.training
     module.eval()
     probs = []
     # Every row in this one process: under DDP, val_dataloader() would give only this rank's share.
-    for images, labels in TensorBatches(datamodule.val_set, datamodule.eval_batch_size):
+    for images, labels in TensorBatches(tensors, datamodule.eval_batch_size):
         x, _ = datamodule.on_after_batch_transfer((images.to(module.device), labels), 0)
         probs.append(torch.softmax(module(x).float(), dim=-1).cpu())
     module.train(was_training)
-    images, labels = datamodule.val_set
+    images, labels = tensors
     return torch.cat(probs).numpy(), labels.cpu().numpy(), images[:, 0].cpu().numpy()
 
 
@@ -78,13 +80,23 @@ def validated_module(trainer: pl.Trainer, module: pl.LightningModule) -> pl.Ligh
     return module
 
 
+# Where each validation set's evaluation goes, and what its plots are titled.
+REPORT_PLACES = {"val": ("", "validation: held-out writers"), "dev": ("dev", "dev: data.val_file")}
+
+
 def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule, output_dir: Path, title: str = "") -> dict:
-    """Curves always; the evaluation when there is a validation split. Returns `val/<score>` metrics."""
+    """Curves always; an evaluation per validation set: the held-out writers into the run
+    directory, data.val_file into its `dev/` folder. Returns `val/<score>` and `dev/<score>` metrics."""
     metrics_csv = csv_metrics_file(trainer)
     if metrics_csv is not None:
         plot_curves(metrics_csv, output_dir / "curves.png", title=title)
-    if datamodule.val_set is None or len(datamodule.val_set[0]) == 0:
-        return {}
-    probs, labels, images = validation_outputs(validated_module(trainer, module), datamodule)
-    scores = evaluate(probs, labels, images, output_dir, title=f"{title} (validation)" if title else "validation")
-    return {f"val/{name}": value for name, value in scores.items()}
+    scored = validated_module(trainer, module)
+    metrics = {}
+    for name, tensors in datamodule.validation_sets().items():
+        if tensors is None or len(tensors[0]) == 0:
+            continue
+        folder, what = REPORT_PLACES[name]
+        probs, labels, images = validation_outputs(scored, datamodule, tensors)
+        scores = evaluate(probs, labels, images, output_dir / folder, title=f"{title} ({what})" if title else what)
+        metrics.update({f"{name}/{score}": value for score, value in scores.items()})
+    return metrics

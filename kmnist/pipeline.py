@@ -1,0 +1,223 @@
+"""The accuracy pipeline in one command: `python -m kmnist.pipeline [key=value ...]` (conf/pipeline.yaml).
+
+1. members: train k models (train.py's config + `train` + each member's overrides);
+2. ensemble: average their probabilities (with flip-free TTA) on the dev, test and Dig files;
+3. pseudo-label rounds: label the confident test rows with the ensemble, train the members
+   again with those rows added, ensemble again;
+4. distilled: the final ensemble teaches one network (`loss.distill`) on the training images
+   and every test image.
+
+Each stage writes `test` and `dig` submissions and is scored on the dev file (labels used for
+scoring only). Every training run is a normal kmnist run directory (config, metrics, checkpoints,
+report) under the pipeline's folder; `pipeline.md` / `pipeline.json` hold the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from kmnist.atomic import write_json
+from kmnist.data.io import DigitTable, read_digits
+from kmnist.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    """One row of the table: a set of checkpoints and what they scored."""
+
+    name: str
+    checkpoints: list[str]
+    dev_acc: float | None = None                                   # the stage's prediction (ensemble or single)
+    member_dev_accs: list[float] = field(default_factory=list)    # each member alone
+    train_seconds: float = 0.0
+    submissions: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    def row(self) -> dict:
+        members = self.member_dev_accs
+        return {"stage": self.name, "models": len(self.checkpoints), "dev_acc": self.dev_acc,
+                "member_dev_mean": statistics.mean(members) if members else None,
+                "member_dev_std": statistics.stdev(members) if len(members) > 1 else None,
+                "train_seconds": round(self.train_seconds, 1), "submissions": self.submissions, "notes": self.notes,
+                "checkpoints": self.checkpoints}
+
+
+def quoted(path: str | Path) -> str:
+    """A path as a quoted Hydra override value: safe with spaces, commas and '='."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
+    """train.py's config with these overrides, written to `output_dir` like a Hydra run
+    (`.hydra/config.yaml` and `overrides.yaml`), so each pipeline run is reproducible alone."""
+    cfg = hydra.compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+    (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
+    return cfg
+
+
+class Pipeline:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.root = Path(cfg.paths.output_dir)
+        self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
+        self.tables: dict[str, DigitTable] = {}
+        for split, path in self.files.items():
+            if path:
+                self.tables[split] = read_digits(path)
+        if "test" not in self.tables:
+            raise ConfigError("test_file=null: the pipeline predicts and pseudo-labels test_file; set it to test.csv.gz")
+        if "dev" in self.tables and self.tables["dev"].labels is None:
+            raise ConfigError(f"dev_file={cfg.dev_file}: has no `label` column to score the stages with")
+        self.stages: list[Stage] = []
+
+    # ------------------------------------------------------------ pieces
+
+    def train_run(self, overrides: list[str], output_dir: Path) -> tuple[str, float]:
+        """One training run (a kmnist run directory): its best checkpoint and training seconds."""
+        from kmnist.training import train
+
+        extra = [f"data.val_file={quoted(self.cfg.dev_file)}"] if self.cfg.dev_file else []
+        metrics = train(compose_run([*self.cfg.train, *extra, *overrides], output_dir))
+        checkpoint = metrics.get("best_ckpt")
+        if not checkpoint:
+            raise ConfigError(f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)")
+        return checkpoint, float(metrics["train_seconds"])
+
+    def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
+        from kmnist.inference import load_checkpoint, predict_proba, resolve_device
+
+        models = [load_checkpoint(p) for p in checkpoints]
+        return predict_proba(models, self.tables[split].images, batch_size=self.cfg.batch_size,
+                             device=resolve_device(self.cfg.accelerator), tta=self.cfg.tta, progress=False)
+
+    def dev_accuracy(self, checkpoints: list[str]) -> float | None:
+        if "dev" not in self.tables:
+            return None
+        probs = self.probabilities(checkpoints, "dev")
+        return float((probs.argmax(1) == self.tables["dev"].labels).mean())
+
+    def submit(self, stage: Stage) -> np.ndarray:
+        """Write the stage's test (and Dig) submissions; return its test probabilities."""
+        from kmnist.inference import write_submission
+
+        test_probs = None
+        for split in ("test", "dig"):
+            if split not in self.tables:
+                continue
+            probs = self.probabilities(stage.checkpoints, split)
+            table = self.tables[split]
+            ids = table.ids if table.ids is not None else np.arange(len(table))
+            path = write_submission(ids, probs.argmax(1), self.root / "submissions" / f"{stage.name}_{split}.csv")
+            stage.submissions[split] = str(path)
+            if split == "test":
+                test_probs = probs
+        return test_probs
+
+    def finish(self, stage: Stage) -> np.ndarray:
+        stage.dev_acc = self.dev_accuracy(stage.checkpoints)
+        test_probs = self.submit(stage)
+        self.stages.append(stage)
+        self.write_table()
+        log.info("stage %s: dev accuracy %s", stage.name, f"{stage.dev_acc:.4f}" if stage.dev_acc is not None else "n/a")
+        return test_probs
+
+    def train_members(self, name: str, extra: list[str]) -> Stage:
+        stage = Stage(name, checkpoints=[])
+        for i, member in enumerate(self.cfg.members):
+            checkpoint, seconds = self.train_run([*member, *extra], self.root / name / str(i))
+            stage.checkpoints.append(checkpoint)
+            stage.train_seconds += seconds
+            if "dev" in self.tables:
+                stage.member_dev_accs.append(self.dev_accuracy([checkpoint]))
+        return stage
+
+    def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path) -> tuple[Path | None, int]:
+        from kmnist.prediction import write_pseudo_labels
+
+        written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
+        return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
+
+    # ------------------------------------------------------------ the stages
+
+    def run(self) -> list[Stage]:
+        cfg = self.cfg
+        if not cfg.members:
+            raise ConfigError("members=[]: the pipeline needs at least one member, e.g. members=[[seed=0]]")
+        members = self.train_members("members", [])
+        test_probs = self.finish(Stage("ensemble", members.checkpoints, member_dev_accs=members.member_dev_accs,
+                                       train_seconds=members.train_seconds, notes=f"{len(members.checkpoints)} members"))
+        teachers = members.checkpoints
+        for round_ in range(1, int(cfg.pseudo_label.rounds) + 1):
+            name = f"pseudo{round_}"
+            labels, rows = self.pseudo_labels(test_probs, float(cfg.pseudo_label.threshold), self.root / name / "pseudo_labels.csv.gz")
+            if labels is None:
+                log.warning("%s: no test row reaches confidence %s; stopping the pseudo-label rounds", name, cfg.pseudo_label.threshold)
+                break
+            stage = self.train_members(name, [f"data.extra_train=[{quoted(labels)}]"])
+            stage.notes = f"{rows} pseudo-labelled test rows (confidence >= {cfg.pseudo_label.threshold})"
+            test_probs = self.finish(stage)
+            teachers = stage.checkpoints
+        if cfg.distill.enabled:
+            # Every test row, labelled by the final ensemble: the student is taught there too.
+            labels, rows = self.pseudo_labels(test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz")
+            teacher_list = ",".join(quoted(t) for t in teachers)
+            checkpoint, seconds = self.train_run(
+                [*cfg.distill.overrides, f"loss.distill.teachers=[{teacher_list}]", f"loss.distill.weight={cfg.distill.weight}",
+                 f"data.extra_train=[{quoted(labels)}]"], self.root / "distilled" / "run")
+            stage = Stage("distilled", [checkpoint], train_seconds=seconds,
+                          notes=f"taught by {len(teachers)} models on the training images and {rows} test images")
+            stage.member_dev_accs = [self.dev_accuracy([checkpoint])] if "dev" in self.tables else []
+            self.finish(stage)
+        return self.stages
+
+    # ------------------------------------------------------------ the table
+
+    def write_table(self) -> None:
+        rows = [stage.row() for stage in self.stages]
+        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": bool(self.cfg.tta)})
+        (self.root / "pipeline.md").write_text(markdown_table(rows))
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| stage | models | dev acc % | members alone: dev mean ± std % | train s | notes |",
+             "|---|---:|---:|---:|---:|---|"]
+    for row in rows:
+        spread = percent(row["member_dev_mean"]) + (f" ± {100 * row['member_dev_std']:.2f}" if row["member_dev_std"] is not None else "")
+        lines.append(f"| {row['stage']} | {row['models']} | {percent(row['dev_acc'])} | {spread} | {row['train_seconds']} | {row['notes']} |")
+    return "\n".join(lines) + "\n"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="pipeline")
+def main(cfg: DictConfig) -> None:
+    from kmnist.errors import user_error
+
+    start = time.perf_counter()
+    try:
+        pipeline = Pipeline(cfg)
+        pipeline.run()
+    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
+        if (cause := user_error(err)) is None:
+            raise
+        raise SystemExit(f"error: {cause}") from None
+    print(markdown_table([stage.row() for stage in pipeline.stages]), end="")
+    print(f"pipeline: {time.perf_counter() - start:.0f} s; submissions and the table in {pipeline.root}")
+
+
+if __name__ == "__main__":
+    main()

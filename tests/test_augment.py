@@ -1,0 +1,117 @@
+"""The newer augmentations: elastic distortion, stroke thickness, MixUp and CutMix. Each draws
+its parameters per image, keeps shape and range, and runs only in training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from kmnist.data.augment import BatchAugment
+from kmnist.data.datamodule import KannadaMNISTDataModule
+from kmnist.data.mixing import cutmix, mixup
+
+
+def digit_batch(n: int = 16) -> torch.Tensor:
+    """The same centred bar (a stand-in stroke) repeated: any difference between outputs is the augmentation's."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    return x
+
+
+def test_elastic_field_is_bounded_smooth_and_per_image():
+    torch.manual_seed(0)
+    augment = BatchAugment(elastic=0.05)
+    field = augment.sample_displacement(8, 28, 28, torch.zeros(1))
+    assert field.shape == (8, 28, 28, 2)
+    assert field.abs().max() <= 0.1 + 1e-6 and field.abs().max() > 0.02  # 2 x elastic in [-1, 1] units
+    # Smooth: neighbouring pixels move almost together (raw noise would jump by up to the range).
+    assert (field[:, 1:] - field[:, :-1]).abs().max() < 0.3 * field.abs().max()
+    assert not torch.allclose(field[0], field[1])
+    out = augment(digit_batch(8))
+    assert out.shape == (8, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[0], digit_batch(1)[0])
+
+
+def test_stroke_thickens_or_thins_each_image_by_its_own_amount():
+    torch.manual_seed(0)
+    x = digit_batch(64)
+    out = BatchAugment(stroke=1.0)(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    thicker = (out >= x - 1e-6).flatten(1).all(1)
+    thinner = (out <= x + 1e-6).flatten(1).all(1)
+    assert bool((thicker | thinner).all()), "each image is dilated or eroded, never both"
+    ink = out.sum(dim=(1, 2, 3))
+    # The 12x4 bar holds 48 of ink; a full 3x3 dilation makes it 14x6 = 84, a full erosion 10x2 = 20.
+    assert ink.min() >= 20 - 1e-3 and ink.max() <= 84 + 1e-3
+    assert (ink > 48.5).any() and (ink < 47.5).any() and len(torch.unique(ink.round(decimals=3))) > 10
+
+
+def test_mixup_blends_images_and_labels_by_a_weight_per_image():
+    torch.manual_seed(0)
+    x = torch.stack([torch.full((1, 28, 28), float(v)) for v in (0.0, 1.0, 0.25, 0.75)])
+    y = torch.tensor([0, 1, 2, 3])
+    partner = torch.tensor([1, 0, 3, 2])
+    chosen = torch.tensor([True, True, True, False])
+    mixed, target = mixup(x, y, alpha=0.4, chosen=chosen, partner=partner)
+    assert target.shape == (4, 10) and torch.allclose(target.sum(1), torch.ones(4))
+    keep = target[torch.arange(4), y]
+    expected = keep.view(-1, 1, 1, 1) * x + (1 - keep.view(-1, 1, 1, 1)) * x[partner]
+    torch.testing.assert_close(mixed, expected)
+    assert keep[3] == 1 and torch.equal(mixed[3], x[3]), "an image not chosen stays as it is"
+    torch.testing.assert_close(target[torch.arange(4), y[partner]], 1 - keep)
+    assert len(set(keep[:3].tolist())) == 3  # three chosen images, three weights
+
+
+def test_cutmix_targets_follow_the_pasted_area():
+    torch.manual_seed(1)
+    x = torch.cat([torch.zeros(8, 1, 28, 28), torch.ones(8, 1, 28, 28)])
+    y = torch.tensor([0] * 8 + [1] * 8)
+    partner = torch.cat([torch.arange(8, 16), torch.arange(8)])
+    mixed, target = cutmix(x, y, alpha=1.0, chosen=torch.ones(16, dtype=torch.bool), partner=partner)
+    pasted = (mixed != x).flatten(1).float().mean(1)
+    torch.testing.assert_close(target[torch.arange(16), y], 1 - pasted)
+    assert (pasted > 0).sum() >= 12 and len(set(pasted.tolist())) > 4
+
+
+def test_mix_chooses_a_share_of_images_and_is_off_by_default():
+    x, y = digit_batch(256), torch.arange(256) % 10
+    assert BatchAugment().mix(x, y) == (x, None) and not BatchAugment().mixes
+    torch.manual_seed(0)
+    _, target = BatchAugment(mixup=0.4, cutmix=1.0, mix_p=0.5).mix(x, y)
+    pure = (target.max(1).values == 1).float().mean()
+    assert 0.35 < pure < 0.7  # about half untouched (plus partners of the same digit)
+
+
+class _Trainer:  # what the data module reads of its trainer
+    def __init__(self, training):
+        self.training, self.global_rank, self.world_size = training, 0, 1
+
+
+def test_datamodule_mixes_only_in_training(data_dir):
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, batch_size=64,
+                                augment=BatchAugment(elastic=0.03, stroke=0.5, mixup=0.4, cutmix=1.0, mix_p=1.0))
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    dm.trainer = _Trainer(training=False)
+    assert len(dm.on_after_batch_transfer((x, y), 0)) == 2
+    dm.trainer = _Trainer(training=True)
+    images, labels, target = dm.on_after_batch_transfer((x, y), 0)
+    assert images.shape == (64, 1, 28, 28) and torch.equal(labels, y)
+    assert target.shape == (64, 10) and torch.allclose(target.sum(1), torch.ones(64))
+
+
+@pytest.mark.parametrize("preset", ["mix", "elastic"])
+def test_a_real_fit_with_the_new_augmentations(compose_train, tmp_path, preset):
+    overrides = {"mix": ["data.augment.mixup=0.4", "data.augment.cutmix=1.0", "data.augment.mix_p=0.5"],
+                 "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5"]}[preset]
+    from kmnist.training import train
+
+    cfg = compose_train("model=cnn", *overrides)
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+        cfg.trainer.limit_train_batches = 40
+    metrics = train(cfg)
+    # It learns (chance is 0.1 and a loss of ln 10 = 2.30): mixed images and their targets agree.
+    assert metrics["val/acc"] > 0.2 and metrics["val/loss"] < 2.1, metrics
+    assert (tmp_path / "batch.png").is_file()

@@ -1,0 +1,79 @@
+"""data.val_file: a labelled file validated beside (or instead of) the held-out writers, as dev/*."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import open_dict
+
+from conftest import DEV_ROWS, run_cli
+from kmnist.data.io import read_digits
+from kmnist.inference import load_checkpoint, predict_proba
+from kmnist.training import train
+
+
+def dev_accuracy(ckpt: str, data_dir: Path) -> float:
+    """dev/acc recomputed outside Lightning: the checkpoint's predictions on the file itself."""
+    dev = read_digits(data_dir / "test_dev.csv.gz")
+    probs = predict_proba([load_checkpoint(ckpt)], dev.images, progress=False)
+    return float((probs.argmax(1) == dev.labels).mean())
+
+
+def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tmp_path):
+    cfg = compose_train("model=cnn", "data.val_file=${data.dir}/test_dev.csv.gz")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+        cfg.trainer.limit_val_batches = None
+    metrics = train(cfg)
+
+    assert {"val/acc", "val/loss", "dev/acc", "dev/loss"} <= set(metrics)
+    assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)
+    # Each epoch logs both sets under their own names (no /dataloader_idx_N suffixes).
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert logged["dev/acc"].notna().sum() >= 2 and logged["val/acc"].notna().sum() >= 2
+    assert not [c for c in logged.columns if "dataloader_idx" in c]
+    # The report evaluates the file into dev/, beside the held-out writers' report.
+    per_class = pd.read_csv(tmp_path / "dev" / "per_class.csv")
+    assert per_class["support"].sum() == DEV_ROWS
+    assert metrics["dev/accuracy"] == pytest.approx(metrics["dev/acc"], abs=1e-6)
+    assert (tmp_path / "dev" / "confusion.png").is_file() and (tmp_path / "confusion.png").is_file()
+    assert pd.read_csv(tmp_path / "per_class.csv")["support"].sum() == 1280  # the held-out writer
+
+
+def test_checkpoint_monitor_follows_optimized_metric(compose_train, tmp_path):
+    cfg = compose_train("model=cnn", "data.val_file=${data.dir}/test_dev.csv.gz", "optimized_metric=dev/acc")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 2
+    metrics = train(cfg)
+    ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
+    state = ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]
+    assert state["monitor"] == "dev/acc"
+    assert float(state["best_model_score"]) == pytest.approx(metrics["dev/acc"])
+    assert Path(metrics["best_ckpt"]).name.endswith(f"score_{metrics['dev/acc']:.4f}.ckpt")
+
+
+def test_all_writers_train_and_the_file_validates(compose_train, data_dir, tmp_path):
+    cfg = compose_train("model=cnn", "data.val_writers=0", "data.val_file=${data.dir}/test_dev.csv.gz")
+    metrics = train(cfg)
+    assert "val/acc" not in metrics and "dev/acc" in metrics
+    assert json.loads((tmp_path / "metrics.json").read_text())["dev/acc"] == pytest.approx(metrics["dev/acc"])
+    ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
+    assert ckpt["hyper_parameters"]["config"]["optimized_metric"] == "dev/acc"
+    assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nowhere.csv.gz", "nowhere.csv.gz: data.val_file not found"),
+    ("test.csv.gz", "test.csv.gz: data.val_file needs a `label` column"),
+])
+def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message):
+    done = run_cli("train.py", f"data.dir={data_dir}", "data.val_writers=1", f"paths.log_dir={tmp_path}", f"data.val_file={value}",
+                   "trainer.max_epochs=1", "trainer.accelerator=cpu", cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
