@@ -133,9 +133,15 @@ class Pipeline:
         log.info("stage %s: dev accuracy %s", stage.name, f"{stage.dev_acc:.4f}" if stage.dev_acc is not None else "n/a")
         return test_probs
 
+    def member_overrides(self) -> list[list[str]]:
+        """Each member's own overrides: `members` (strings of overrides) when set, else one per seed."""
+        if self.cfg.members:
+            return [str(member).split() for member in self.cfg.members]
+        return [[f"seed={seed}"] for seed in self.cfg.seeds]
+
     def train_members(self, name: str, extra: list[str]) -> Stage:
         stage = Stage(name, checkpoints=[])
-        for i, member in enumerate(self.cfg.members):
+        for i, member in enumerate(self.member_overrides()):
             checkpoint, seconds = self.train_run([*member, *extra], self.root / name / str(i))
             stage.checkpoints.append(checkpoint)
             stage.train_seconds += seconds
@@ -153,8 +159,8 @@ class Pipeline:
 
     def run(self) -> list[Stage]:
         cfg = self.cfg
-        if not cfg.members:
-            raise ConfigError("members=[]: the pipeline needs at least one member, e.g. members=[[seed=0]]")
+        if not self.member_overrides():
+            raise ConfigError("seeds=[]: the pipeline needs at least one member, e.g. seeds=[0,1,2]")
         members = self.train_members("members", [])
         test_probs = self.finish(Stage("ensemble", members.checkpoints, member_dev_accs=members.member_dev_accs,
                                        train_seconds=members.train_seconds, notes=f"{len(members.checkpoints)} members"))
@@ -174,7 +180,7 @@ class Pipeline:
             labels, rows = self.pseudo_labels(test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz")
             teacher_list = ",".join(quoted(t) for t in teachers)
             checkpoint, seconds = self.train_run(
-                [*cfg.distill.overrides, f"loss.distill.teachers=[{teacher_list}]", f"loss.distill.weight={cfg.distill.weight}",
+                [f"seed={cfg.distill.seed}", *cfg.distill.overrides, f"loss.distill.teachers=[{teacher_list}]", f"loss.distill.weight={cfg.distill.weight}",
                  f"data.extra_train=[{quoted(labels)}]"], self.root / "distilled" / "run")
             stage = Stage("distilled", [checkpoint], train_seconds=seconds,
                           notes=f"taught by {len(teachers)} models on the training images and {rows} test images")

@@ -21,6 +21,7 @@ SHARED = Path(os.environ.get("KMNIST_DATA", ROOT.parent / "shared" / "data" / "k
 TRAIN_ROWS = 3840  # three writers of 1,280 rows: enough for a writer split with one held out
 TEST_ROWS = 600
 DEV_ROWS = 400
+DIG_ROWS = 300
 
 
 def synthetic_digits(n: int, seed: int = 0) -> DigitTable:
@@ -65,6 +66,13 @@ def data_dir(tmp_path_factory) -> Path:
         dev = synthetic_digits(DEV_ROWS, seed=2)
         dev.ids = np.arange(DEV_ROWS)
     atomic_write_csv(table_to_frame(dev), out / "test_dev.csv.gz")
+    # Dig-MNIST: unlabelled, with its own ids.
+    if (SHARED / "dig.csv.gz").is_file():
+        dig = read_digits(SHARED / "dig.csv.gz")
+        dig = DigitTable(images=dig.images[:DIG_ROWS], ids=dig.ids[:DIG_ROWS])
+    else:
+        dig = DigitTable(images=synthetic_digits(DIG_ROWS, seed=3).images, ids=np.arange(DIG_ROWS) + 11)
+    atomic_write_csv(table_to_frame(dig), out / "dig.csv.gz")
     # A labelled file, as the downloader writes for the official test set.
     labelled = DigitTable(images=train.images[:500], labels=train.labels[:500], ids=np.arange(500))
     atomic_write_csv(table_to_frame(labelled), out / "test_labelled.csv.gz")

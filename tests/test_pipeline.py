@@ -1,0 +1,88 @@
+"""`python -m kmnist.pipeline`: members -> ensemble -> pseudo-label round -> distilled network,
+run for real on a tiny CPU setting."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT
+from kmnist.data.io import read_digits
+from kmnist.inference import load_checkpoint, predict_proba
+
+TINY = ["model=cnn", "data.val_writers=1", "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=8",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "loss.label_smoothing=0"]
+
+
+def run_pipeline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run([sys.executable, "-m", "kmnist.pipeline", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def hydra_list(items: list[str]) -> str:
+    return "[" + ",".join(f"'{item}'" for item in items) + "]"
+
+
+def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
+    root = tmp_path / "pipe"
+    done = run_pipeline(f"train={hydra_list(TINY)}", "seeds=[0,1]", "pseudo_label.threshold=0.1",
+                        "distill.seed=5", f"data_dir={data_dir}", f"hydra.run.dir={root}",
+                        f"paths.log_dir={tmp_path}", "accelerator=cpu", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "| ensemble | 2 |" in done.stdout and "| distilled | 1 |" in done.stdout
+
+    stages = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
+    assert list(stages) == ["ensemble", "pseudo1", "distilled"]
+    dev = read_digits(data_dir / "test_dev.csv.gz")
+    # The ensemble's dev accuracy is its members' averaged TTA probabilities, recomputed here.
+    members = [load_checkpoint(p) for p in stages["ensemble"]["checkpoints"]]
+    probs = predict_proba(members, dev.images, tta=True, progress=False)
+    assert stages["ensemble"]["dev_acc"] == pytest.approx(float((probs.argmax(1) == dev.labels).mean()))
+    assert len(stages["ensemble"]["checkpoints"]) == 2 and stages["ensemble"]["member_dev_std"] is not None
+
+    # Submissions: every stage, test and Dig-MNIST, ids in the input's order.
+    for stage in stages.values():
+        for split, name in (("test", "test.csv.gz"), ("dig", "dig.csv.gz")):
+            submission = pd.read_csv(stage["submissions"][split])
+            assert list(submission.columns) == ["id", "label"]
+            assert np.array_equal(submission["id"], read_digits(data_dir / name).ids)
+            assert submission["label"].between(0, 9).all()
+
+    # The pseudo round trained on the confident test rows; the student was taught by its models.
+    pseudo_cfg = torch.load(stages["pseudo1"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
+    assert pseudo_cfg["data"]["extra_train"] == [str(root / "pseudo1" / "pseudo_labels.csv.gz")]
+    assert pseudo_cfg["data"]["val_file"] == str(data_dir / "test_dev.csv.gz")
+    student_cfg = torch.load(stages["distilled"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
+    assert student_cfg["loss"]["distill"]["teachers"] == stages["pseudo1"]["checkpoints"]
+    assert student_cfg["seed"] == 5
+    taught = read_digits(student_cfg["data"]["extra_train"][0])
+    assert len(taught) == len(read_digits(data_dir / "test.csv.gz"))  # every test row
+    # Each run is a kmnist run directory with its config saved.
+    assert (root / "members" / "0" / ".hydra" / "config.yaml").is_file()
+    assert (root / "pipeline.md").read_text().startswith("| stage |")
+
+
+def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
+    done = run_pipeline("seeds=[]", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("error: seeds=[]") and "Traceback" not in done.stderr
+
+
+def test_members_may_be_diverse_networks(data_dir, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from kmnist.pipeline import Pipeline
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", "members=['seed=0','model=dnn seed=1']",
+                                                         f"paths.output_dir={tmp_path}"])
+    assert Pipeline(cfg).member_overrides() == [["seed=0"], ["model=dnn", "seed=1"]]
