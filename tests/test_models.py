@@ -177,3 +177,17 @@ def test_resnet50_offline_without_weights(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="model.pretrained=false") as err:
         create_model("resnet50", pretrained=True)
     assert "model.weights=PATH" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_kresnet_depth_and_width_follow_the_spec():
+    """depth: residual steps per block; at widths (96, 192, 384) it spans the 1-5 M parameter range."""
+    for widths, depth in (((32, 64, 128), 2), ((96, 192, 384), 1), ((96, 192, 384), 2)):
+        chans = (1, *widths)
+        expected = sum(conv(a, b, 3, False) + bn(b) + depth * (conv(b, b, 3, False) + bn(b)) for a, b in zip(chans, chans[1:]))
+        expected += dense(widths[-1], 10)
+        model = create_model("kresnet", widths=widths, depth=depth)
+        assert n_params(model) == expected
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert 2_000_000 < n_params(create_model("kresnet", widths=(96, 192, 384))) < 5_000_000
+    # Depth 1 keeps the historical parameter names: earlier checkpoints still load.
+    assert "blocks.0.residual.0.weight" in create_model("kresnet").state_dict()

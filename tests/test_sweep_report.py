@@ -138,3 +138,24 @@ def test_callback_never_raises(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="kmnist.report.sweep"):
         LeaderboardCallback().on_multirun_end(config=config)
     assert "could not write the sweep leaderboard" in caplog.text
+
+
+def test_jobs_that_differ_only_in_seed_form_arms_with_mean_and_std(tmp_path):
+    from kmnist.report.sweep import arms
+
+    sweep_dir = tmp_path / "grid"
+    results = {0: ("model=a seed=0", 0.90), 1: ("model=a seed=1", 0.94), 2: ("model=b seed=0", 0.95),
+               3: ("model=b seed=1", 0.97), 4: ("model=b seed=2", 0.96), 5: ("model=c seed=0", None)}
+    for job, (overrides, acc) in results.items():
+        (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
+        (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides.split()))
+        if acc is not None:
+            (sweep_dir / str(job) / "metrics.json").write_text(json.dumps({"dev/acc": acc, "train_seconds": 10.0 + job}))
+    table = arms(gather(sweep_dir, "dev/acc"), "dev/acc")
+    assert table["arm"].tolist() == ["model=b", "model=a"]  # best mean first; an arm with no finished job is absent
+    assert table["mean"].tolist() == pytest.approx([0.96, 0.92])
+    assert table["std"].tolist() == pytest.approx([0.01, 0.028284271])  # sample std over the seeds
+    assert table["seeds"].tolist() == [3, 2] and table["train_seconds"].tolist() == pytest.approx([13.0, 10.5])
+    write_leaderboard(sweep_dir, "dev/acc")
+    assert pd.read_csv(sweep_dir / "arms.csv")["arm"].tolist() == ["model=b", "model=a"]
+    assert "| 1 | `model=b` | 0.9600 ± 0.0100 | 3 |" in (sweep_dir / "leaderboard.md").read_text()

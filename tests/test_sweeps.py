@@ -35,9 +35,34 @@ def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     (["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
      lambda h: h.launcher.partition == "gpu" and h.launcher.gpus_per_node == 1 and "Slurm" in h.launcher._target_),
     (["hparams_search=optuna_resnet50", "model=resnet50"], lambda h: "model.dropout" not in h.sweeper.params),
+    (["hparams_search=dev_width"], lambda h: h.sweeper.params == {"seed": "0,1,2", "model.widths": "[32,64,128],[64,128,256],[96,192,384]"}),
+    (["hparams_search=dev_augment"], lambda h: h.sweeper.params["data/augment"] == "strong,kaggle,deform"),
 ])
 def test_launcher_and_search_configs_compose(overrides, check):
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     assert check(cfg.hydra)
+
+
+def test_a_dev_grid_ranks_arms_on_dev_over_seeds(data_dir, tmp_path):
+    """2 arms x 3 seeds through the real CLI: the leaderboard ranks by dev/acc, one arm per setting."""
+
+    done = run_cli(
+        "train.py", "-m", "hparams_search=dev_grid", "model=dnn", "model.dropout=0.0,0.5", f"data.dir={data_dir}",
+        "data.val_writers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}",
+        cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    board = pd.read_csv(sweep / "leaderboard.csv")
+    assert len(board) == 6 and board["dev/acc"].is_monotonic_decreasing
+    arms = pd.read_csv(sweep / "arms.csv")
+    assert sorted(arms["arm"]) == ["model.dropout=0.0", "model.dropout=0.5"]  # what differs, less the seed
+    assert (arms["seeds"] == 3).all()
+    for _, arm in arms.iterrows():
+        jobs = board[board["overrides"].str.contains(arm["arm"], regex=False)]
+        assert arm["mean"] == pytest.approx(jobs["dev/acc"].mean())
+        # Checkpoints are chosen on the held-out writers, never on dev.
+        metrics = json.loads((sweep / str(jobs["job"].iloc[0]) / "metrics.json").read_text())
+        assert "val/acc" in metrics and "epoch_000-score_" in metrics["best_ckpt"]

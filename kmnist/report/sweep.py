@@ -84,6 +84,33 @@ def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool
                              kind="stable").reset_index(drop=True)
 
 
+def arm_name(overrides: str, shared: frozenset[str] = frozenset()) -> str:
+    """A job's overrides without its seed and without those every job shares: jobs that differ
+    only in seed are one arm."""
+    return " ".join(o for o in overrides.split() if not o.startswith("seed=") and o not in shared) or "(shared settings)"
+
+
+def arms(board: pd.DataFrame, metric: str, maximize: bool | None = None) -> pd.DataFrame:
+    """One row per arm: mean, std and count of `metric` over its seeds, and mean train seconds, best first."""
+    maximize = not lower_is_better(metric) if maximize is None else maximize
+    finished = board[board["status"] == OK]
+    token_sets = [set(o.split()) for o in finished["overrides"]]
+    shared = frozenset(set.intersection(*token_sets)) if token_sets else frozenset()
+    finished = finished.assign(arm=finished["overrides"].map(lambda o: arm_name(o, shared)))
+    grouped = finished.groupby("arm", sort=False)
+    table = pd.DataFrame({"mean": grouped[metric].mean(), "std": grouped[metric].std(), "seeds": grouped[metric].size(),
+                          "train_seconds": grouped["train_seconds"].mean()}).reset_index()
+    return table.sort_values(["mean", "arm"], ascending=[not maximize, True], kind="stable").reset_index(drop=True)
+
+
+def arms_markdown(table: pd.DataFrame, metric: str) -> str:
+    lines = [f"| rank | arm | {metric} mean ± std | seeds | train s (mean) |", "|---:|---|---:|---:|---:|"]
+    for rank, (_, row) in enumerate(table.iterrows(), start=1):
+        spread = f" ± {row['std']:.4f}" if math.isfinite(row["std"]) else ""
+        lines.append(f"| {rank} | `{_cell(row['arm'])}` | {row['mean']:.4f}{spread} | {row['seeds']} | {row['train_seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(value) -> str:
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA else str(value)
     return text.replace("|", "\\|")
@@ -135,7 +162,13 @@ def write_leaderboard(sweep_dir: str | os.PathLike, metric: str = "val/acc", max
     heading = f"# Sweep {sweep_dir}\n\n{finished} of {len(board)} jobs finished; sorted by {metric}, best first.\n\n"
     table = markdown_table(board, metric, sweep_dir)
     csv_path = write_csv(board, sweep_dir / "leaderboard.csv")
-    write_text(sweep_dir / "leaderboard.md", heading + table + _optuna_note(sweep_dir))
+    by_arm = arms(board, metric, maximize)
+    arm_section = ""
+    if (by_arm["seeds"] > 1).any():  # a grid run over seeds: the arms' means are what to compare
+        write_csv(by_arm, sweep_dir / "arms.csv")
+        arm_section = f"\n## Arms: jobs that differ only in seed, mean ± std of {metric}\n\n" + arms_markdown(by_arm, metric)
+        print(arm_section, end="")
+    write_text(sweep_dir / "leaderboard.md", heading + table + arm_section + _optuna_note(sweep_dir))
     save_figure(leaderboard_figure(board, metric, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}"),
                 sweep_dir / "leaderboard.png")
     print(table, end="")
@@ -162,7 +195,8 @@ class LeaderboardCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
-            write_leaderboard(config.hydra.sweep.dir, metric=config.get("optimized_metric", "val/acc"))
+            metric = config.get("leaderboard_metric") or config.get("optimized_metric", "val/acc")
+            write_leaderboard(config.hydra.sweep.dir, metric=metric)
         except Exception as error:  # noqa: BLE001 - see the class docstring
             log.warning("could not write the sweep leaderboard: %s", error)
 
