@@ -161,7 +161,11 @@ class Pipeline:
         cfg = self.cfg
         if not self.member_overrides():
             raise ConfigError("seeds=[]: the pipeline needs at least one member, e.g. seeds=[0,1,2]")
-        members = self.train_members("members", [])
+        if cfg.checkpoints:  # trained already: score them, train nothing
+            members = Stage("members", [str(p) for p in cfg.checkpoints])
+            members.member_dev_accs = [self.dev_accuracy([p]) for p in members.checkpoints] if "dev" in self.tables else []
+        else:
+            members = self.train_members("members", [])
         test_probs = self.finish(Stage("ensemble", members.checkpoints, member_dev_accs=members.member_dev_accs,
                                        train_seconds=members.train_seconds, notes=f"{len(members.checkpoints)} members"))
         teachers = members.checkpoints

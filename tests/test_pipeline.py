@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import open_dict
 
 from conftest import ROOT
 from kmnist.data.io import read_digits
@@ -86,3 +87,24 @@ def test_members_may_be_diverse_networks(data_dir, tmp_path):
         cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", "members=['seed=0','model=dnn seed=1']",
                                                          f"paths.output_dir={tmp_path}"])
     assert Pipeline(cfg).member_overrides() == [["seed=0"], ["model=dnn", "seed=1"]]
+
+
+def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, tmp_path):
+    from kmnist.training import train
+
+    ckpts = []
+    for seed in (0, 1):
+        cfg = compose_train("model=cnn", "report=false", f"seed={seed}")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"run{seed}")
+        ckpts.append(train(cfg)["best_ckpt"])
+    root = tmp_path / "pipe"
+    done = run_pipeline(f"checkpoints=[{','.join(ckpts)}]", "pseudo_label.rounds=0", "distill.enabled=false", "dig_file=null",
+                        f"data_dir={data_dir}", f"hydra.run.dir={root}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (stage,) = json.loads((root / "pipeline.json").read_text())["stages"]
+    assert stage["checkpoints"] == ckpts and not (root / "members").exists()
+    dev = read_digits(data_dir / "test_dev.csv.gz")
+    probs = predict_proba([load_checkpoint(p) for p in ckpts], dev.images, tta=True, progress=False)
+    assert stage["dev_acc"] == pytest.approx(float((probs.argmax(1) == dev.labels).mean()))
+    assert set(stage["submissions"]) == {"test"}
