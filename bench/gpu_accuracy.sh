@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The accuracy programme (issue #12) in one call, for a short GPU lease:
+#   bash bench/gpu_accuracy.sh WORK_DIR
+# 1. dev-ranked grids (conf/hparams_search/dev_*.yaml, every arm 3 seeds): each writes its
+#    leaderboard.md with an "Arms" table (dev/acc mean ± std) into WORK_DIR/grids/NAME;
+# 2. the whole pipeline on the GPU recipe (members -> ensemble -> pseudo-labels -> distilled),
+#    submissions for test.csv.gz and dig.csv.gz into WORK_DIR/pipeline/submissions.
+# Steps run in priority order, each under its own time limit. GRIDS picks and orders the grids;
+# PIPELINE_TRAIN / SEEDS set the pipeline's recipe (e.g. after a grid found a better arm).
+# Needs KMNIST_DATA. Smoke-test without a GPU (seconds per run):
+#   EXTRA="trainer.accelerator=cpu trainer=default data.on_device=false model.cuda_graph=false trainer.max_epochs=1
+#          trainer.limit_train_batches=3 data.limit_rows=3840 data.val_writers=1 report=false" GRIDS=dev_width SEEDS=[0,1] \
+#   bash bench/gpu_accuracy.sh /tmp/acc
+set -u
+W=${1:?usage: bash bench/gpu_accuracy.sh WORK_DIR}
+mkdir -p "$W"
+export PYTHONUNBUFFERED=1 KMNIST_CACHE=${KMNIST_CACHE:-/tmp/kmnist-cache} PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+PY=${PYTHON:-python3}
+EXTRA=${EXTRA:-}
+GRIDS=${GRIDS:-dev_width dev_augment dev_schedule}
+GRID_LIMIT=${GRID_LIMIT:-200}
+PIPELINE_TRAIN=${PIPELINE_TRAIN:-experiment=best_gpu}
+SEEDS=${SEEDS:-[0,1,2,3,4]}
+step() {  # step NAME SECONDS CMD...
+  local name=$1 limit=$2; shift 2
+  echo "=== $(date +%T) $name (limit ${limit}s): $*"
+  local t0=$SECONDS
+  timeout -k 5 "$limit" "$@" > "$W/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$W/$name.log"
+  echo "=== $name: rc=$rc in $((SECONDS - t0)) s"
+}
+
+for grid in $GRIDS; do
+  step "grid_$grid" "$GRID_LIMIT" $PY train.py -m experiment=best_gpu hparams_search=$grid trainer.enable_progress_bar=false \
+    hydra.sweep.dir="$W/grids/$grid" $EXTRA
+done
+
+# The pipeline's `train` list: the recipe plus EXTRA, each quoted for Hydra.
+TRAIN="[$(for o in $PIPELINE_TRAIN trainer.enable_progress_bar=false $EXTRA; do printf "'%s'," "$o"; done | sed 's/,$//')]"
+step pipeline 400 $PY -m kmnist.pipeline "train=$TRAIN" "seeds=$SEEDS" hydra.run.dir="$W/pipeline"
+cat "$W/pipeline/pipeline.md" 2>/dev/null
+echo "=== done $(date +%T)"
