@@ -1,6 +1,7 @@
 """The project's error types for a user's input: each message names the option or file at fault.
 
-Entry points (train.py, predict.py, export) print these as one `error: ...` line, without a
+Every error class lives here, and this module imports nothing from kmnist, so any layer can
+raise them without an import circle. Entry points (train.py, predict.py, export) print these as one `error: ...` line, without a
 traceback; anything else is a bug and keeps its traceback.
 """
 
@@ -11,11 +12,16 @@ class ConfigError(ValueError):
     """An option's value is invalid (the message names the option, e.g. `data.val_writers=60`)."""
 
 
+class DataError(ValueError):
+    """A data file is missing, malformed or out of range; the message names the file and place."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unsafe, truncated or not a kmnist checkpoint."""
+
+
 def user_error(err: BaseException) -> BaseException | None:
     """The user-facing error behind `err` (Hydra wraps errors raised while instantiating), or None."""
-    from kmnist.data.io import DataError
-    from kmnist.inference import CheckpointError
-
     seen = err
     while seen is not None:
         if isinstance(seen, (ConfigError, DataError, CheckpointError)):

@@ -18,17 +18,14 @@ import torch.nn.functional as F
 from rich.progress import track
 from torch import nn
 
-from kmnist.data.io import DataError, atomic_write_csv
+from kmnist.data.io import atomic_write_csv
+from kmnist.errors import CheckpointError, DataError
 from kmnist.data.preprocess import Preprocess
 from kmnist.models import build_network
 
 DATAMODULE_KEY = "KannadaMNISTDataModule"
 # Flip-free test-time views: the original and one-pixel shifts (a mirrored digit is another digit).
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unsafe, truncated or not a kmnist checkpoint."""
 
 
 @dataclass

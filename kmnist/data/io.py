@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kmnist.atomic import atomic_write
+from kmnist.errors import DataError  # noqa: F401  (raised here; importable from here as before)
 
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -28,10 +29,6 @@ META_COLUMNS = ("id", "label")
 CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
 CACHE_FORMAT = 1  # bump when the cached layout changes, so old entries are rebuilt
 DOWNLOAD_HINT = "set KMNIST_DATA (or data.dir=...) to the folder holding it, or fetch the data with `python -m kmnist.data.download`"
-
-
-class DataError(ValueError):
-    """A data file is missing, malformed or out of range; the message names the file and place."""
 
 
 @dataclass
