@@ -81,6 +81,7 @@ class Pipeline:
         if "dev" in self.tables and self.tables["dev"].labels is None:
             raise ConfigError(f"dev_file={cfg.dev_file}: has no `label` column to score the stages with")
         self.stages: list[Stage] = []
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
 
     # ------------------------------------------------------------ pieces
 
@@ -96,11 +97,16 @@ class Pipeline:
         return checkpoint, float(metrics["train_seconds"])
 
     def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
+        """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are
+        computed once per file: a member scored alone is not scored again inside its ensemble."""
         from kmnist.inference import load_checkpoint, predict_proba, resolve_device
 
-        models = [load_checkpoint(p) for p in checkpoints]
-        return predict_proba(models, self.tables[split].images, batch_size=self.cfg.batch_size,
-                             device=resolve_device(self.cfg.accelerator), tta=self.cfg.tta, progress=False)
+        for path in checkpoints:
+            if (path, split) not in self.cache:
+                self.cache[path, split] = predict_proba([load_checkpoint(path)], self.tables[split].images,
+                                                        batch_size=self.cfg.batch_size, device=resolve_device(self.cfg.accelerator),
+                                                        tta=self.cfg.tta, progress=False)
+        return np.mean([self.cache[path, split] for path in checkpoints], axis=0)
 
     def dev_accuracy(self, checkpoints: list[str]) -> float | None:
         if "dev" not in self.tables:

@@ -77,3 +77,27 @@ def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_the_flagship_keeps_its_last_epoch_and_reports_dev(compose_train, tmp_path):
+    """experiment=best: the checkpoint is the last epoch (not a held-out-writer pick), scored on dev too."""
+    cfg = compose_train("experiment=best", "report=false")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 3
+        cfg.trainer.limit_train_batches = 3
+    assert cfg.data.val_file.endswith("test_dev.csv.gz")
+    metrics = train(cfg)
+    assert Path(metrics["best_ckpt"]).name == "epoch_002.ckpt" and metrics["epochs"] == 3
+    assert {"val/acc", "dev/acc"} <= set(metrics)
+
+
+def test_quick_validates_once_after_its_last_epoch(compose_train, tmp_path):
+    cfg = compose_train("experiment=quick", "report=false")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 3  # check_val_every_n_epoch follows it
+        cfg.trainer.limit_train_batches = 3
+    metrics = train(cfg)
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert logged["dev/acc"].dropna().size == 1 and logged.loc[logged["dev/acc"].notna(), "epoch"].item() == 2
+    assert metrics["dev/acc"] == pytest.approx(logged["dev/acc"].dropna().item())
+    assert Path(metrics["best_ckpt"]).name == "epoch_002.ckpt"
