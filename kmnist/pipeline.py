@@ -48,7 +48,8 @@ class Stage:
         return {"stage": self.name, "models": len(self.checkpoints), "dev_acc": self.dev_acc,
                 "member_dev_mean": statistics.mean(members) if members else None,
                 "member_dev_std": statistics.stdev(members) if len(members) > 1 else None,
-                "train_seconds": round(self.train_seconds, 1), "submissions": self.submissions, "notes": self.notes,
+                "member_dev_accs": self.member_dev_accs, "train_seconds": round(self.train_seconds, 1),
+                "submissions": self.submissions, "notes": self.notes,
                 "checkpoints": self.checkpoints}
 
 

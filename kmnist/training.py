@@ -57,6 +57,16 @@ def _without_validation(cfg: DictConfig) -> None:
             cfg.scheduler.monitor = "train/loss"
 
 
+def _one_checkpoint_per_epoch_without_monitor(cfg: DictConfig) -> None:
+    """Without a monitor, model_checkpoint saves every epoch and keeps last.ckpt current itself;
+    the separate last_checkpoint would be a second, identical ModelCheckpoint (Lightning refuses two)."""
+    callbacks = cfg.get("callbacks") or {}
+    if "model_checkpoint" in callbacks and callbacks.model_checkpoint.get("monitor") is None and "last_checkpoint" in callbacks:
+        with open_dict(cfg):
+            cfg.callbacks.pop("last_checkpoint")
+            cfg.callbacks.model_checkpoint.save_last = True
+
+
 def _validate_on_file_only(cfg: DictConfig) -> None:
     """No held-out writers but a data.val_file: what would watch val/* watches dev/* instead."""
     with open_dict(cfg):
@@ -179,6 +189,7 @@ def train(cfg: DictConfig) -> dict:
         _without_validation(cfg)
     elif not datamodule.holds_out_validation:
         _validate_on_file_only(cfg)
+    _one_checkpoint_per_epoch_without_monitor(cfg)
 
     if cfg.get("finetune"):
         with open_dict(cfg):  # the two stages make up the whole run

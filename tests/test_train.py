@@ -227,3 +227,17 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):
+    """Lightning 2.6's save_last refreshes last.ckpt only in epochs that save a best checkpoint;
+    kmnist's last_checkpoint writes it every epoch, so resuming never loses epochs."""
+    cfg = compose_train("model=dnn", "optim.lr=1e-12", "scheduler=none", "data/augment=none", "model.dropout=0", "report=false")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 3
+        cfg.trainer.limit_train_batches = 2
+    metrics = train(cfg)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    best = torch.load(metrics["best_ckpt"], weights_only=True)
+    assert best["epoch"] == 0, "val/acc never improves after epoch 0, so the best checkpoint stays there"
+    assert last["epoch"] == 2 and last["global_step"] == 6
