@@ -21,15 +21,8 @@ GRIDS=${GRIDS:-dev_width dev_augment dev_schedule}
 GRID_LIMIT=${GRID_LIMIT:-200}
 PIPELINE_TRAIN=${PIPELINE_TRAIN:-experiment=best_gpu}
 SEEDS=${SEEDS:-[0,1,2,3,4]}
-step() {  # step NAME SECONDS CMD...
-  local name=$1 limit=$2; shift 2
-  echo "=== $(date +%T) $name (limit ${limit}s): $*"
-  local t0=$SECONDS
-  timeout -k 5 "$limit" "$@" > "$W/$name.log" 2>&1
-  local rc=$?
-  tail -n 25 "$W/$name.log"
-  echo "=== $name: rc=$rc in $((SECONDS - t0)) s"
-}
+STEP_TAIL=25
+source "$(dirname "$0")/steps.sh"
 
 for grid in $GRIDS; do
   step "grid_$grid" "$GRID_LIMIT" $PY train.py -m experiment=best_gpu hparams_search=$grid trainer.enable_progress_bar=false \

@@ -13,16 +13,7 @@ PY=${PYTHON:-python3}
 EXTRA=${EXTRA:-}
 DEVICE=${DEVICE:-cuda}
 AFTER_STEP=${AFTER_STEP:-true}   # a command run after every step (e.g. pack WORK_DIR)
-step() {  # step NAME SECONDS CMD...
-  local name=$1 limit=$2; shift 2
-  echo "=== $(date +%T) $name (limit ${limit}s): $*"
-  local t0=$SECONDS
-  timeout -k 5 "$limit" "$@" > "$W/$name.log" 2>&1
-  local rc=$?
-  tail -n 14 "$W/$name.log"
-  echo "=== $name: rc=$rc in $((SECONDS - t0)) s"
-  eval "$AFTER_STEP"
-}
+source "$(dirname "$0")/steps.sh"
 
 $PY - <<'PY'
 import torch, lightning, hydra, timm, torchmetrics

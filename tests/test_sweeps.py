@@ -12,12 +12,16 @@ from hydra.core.global_hydra import GlobalHydra
 from conftest import CONF, run_cli
 
 
+def tiny_run(tmp_path) -> list[str]:
+    """A few CPU steps per job, outputs under tmp_path."""
+    return ["data.val_writers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}"]
+
+
 def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     done = run_cli(
         "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", f"data.dir={data_dir}",
-        "data.val_writers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}",
-        cwd=tmp_path)
+        *tiny_run(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = next((tmp_path / "multirun").glob("*/*"))
     board = pd.read_csv(sweep / "leaderboard.csv")
@@ -50,9 +54,7 @@ def test_a_dev_grid_ranks_arms_on_dev_over_seeds(data_dir, tmp_path):
 
     done = run_cli(
         "train.py", "-m", "hparams_search=dev_grid", "model=dnn", "model.dropout=0.0,0.5", f"data.dir={data_dir}",
-        "data.val_writers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}",
-        cwd=tmp_path)
+        *tiny_run(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = next((tmp_path / "multirun").glob("*/*"))
     board = pd.read_csv(sweep / "leaderboard.csv")
