@@ -24,7 +24,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.atomic import write_json
+from kmnist.atomic import atomic_write, write_json
 from kmnist.data.io import DigitTable, read_digits
 from kmnist.errors import ConfigError
 
@@ -204,7 +204,7 @@ class Pipeline:
     def write_table(self) -> None:
         rows = [stage.row() for stage in self.stages]
         write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": bool(self.cfg.tta)})
-        (self.root / "pipeline.md").write_text(markdown_table(rows))
+        atomic_write(self.root / "pipeline.md", lambda tmp: tmp.write_text(markdown_table(rows)))
 
 
 def percent(value: float | None) -> str:
