@@ -10,18 +10,13 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from kmnist.errors import user_error
-    from kmnist.prediction import predict
+    from kmnist.tasks.predict import predict
+    from kmnist.tasks.wrapper import task_wrapper
 
-    try:
-        predict(cfg)
-    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
-        if (cause := user_error(err)) is None:
-            raise
-        raise SystemExit(f"error: {cause}") from None
+    task_wrapper(predict)(cfg)
 
 
 if __name__ == "__main__":
-    from kmnist.hints import run_with_hints
+    from kmnist.utils.hints import run_with_hints
 
     run_with_hints(main, "predict")

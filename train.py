@@ -1,10 +1,8 @@
 """Train a Kannada-MNIST classifier: `python train.py [model=cnn] [optim.lr=0.01] [-m sweeps]`.
 
-Configs in conf/ are the API (`python train.py --help` lists the groups); kmnist.training does
+Configs in conf/ are the API (`python train.py --help` lists the groups); kmnist.tasks.train does
 the work. Returns the metric a sweep optimises (`optimized_metric`, default val/acc).
 """
-
-import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -12,24 +10,14 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from kmnist.tasks.train import train
+    from kmnist.tasks.wrapper import task_wrapper
 
-    from kmnist.errors import user_error
-    from kmnist.training import train
-
-    try:
-        metrics = train(cfg)
-    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
-        if (cause := user_error(err)) is None:
-            raise
-        raise SystemExit(f"error: {cause}") from None
-    except SIGTERMException:
-        print(f"SIGTERM: checkpoint saved; resume with ckpt_path={cfg.paths.output_dir}", file=sys.stderr)
-        raise SystemExit(143) from None  # 128 + SIGTERM, as schedulers expect
-    return metrics.get(cfg.optimized_metric)
+    metrics, run = task_wrapper(train)(cfg)
+    return metrics.get(run.cfg.optimized_metric)  # the derived metric (dev/acc when validating on data.val_file alone)
 
 
 if __name__ == "__main__":
-    from kmnist.hints import run_with_hints
+    from kmnist.utils.hints import run_with_hints
 
     run_with_hints(main, "config")

@@ -31,6 +31,6 @@ done
 
 # The pipeline's `train` list: the recipe plus EXTRA, each quoted for Hydra.
 TRAIN="[$(for o in $PIPELINE_TRAIN trainer.enable_progress_bar=false $EXTRA; do printf "'%s'," "$o"; done | sed 's/,$//')]"
-step pipeline 400 $PY -m kmnist.pipeline "train=$TRAIN" "seeds=$SEEDS" hydra.run.dir="$W/pipeline"
+step pipeline 400 $PY -m kmnist.tasks.pipeline "train=$TRAIN" "seeds=$SEEDS" hydra.run.dir="$W/pipeline"
 cat "$W/pipeline/pipeline.md" 2>/dev/null
 echo "=== done $(date +%T)"

@@ -28,7 +28,7 @@ PY
 # 0. The CUDA-graph tests that skip without a GPU, and where a flagship step's time goes.
 step gpu_tests 120 $PY -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py
 step profile 60 $PY train.py experiment=best_gpu report=false trainer.enable_progress_bar=false trainer.max_epochs=3 \
-  +callbacks.profile._target_=kmnist.profiling.StepProfiler +callbacks.profile.start=60 +callbacks.profile.steps=30 hydra.run.dir="$W/profile" $EXTRA
+  +callbacks.profile._target_=kmnist.callbacks.profiling.StepProfiler +callbacks.profile.start=60 +callbacks.profile.steps=30 hydra.run.dir="$W/profile" $EXTRA
 
 # 1. The flagship GPU recipe, 3 seeds (3 held-out writer folds): time to 98.5% / 99.0%, full-run time.
 step flagship 170 $PY bench/time_to_accuracy.py --experiment best_gpu --runs 3 --keep "$W/runs_best_gpu" --out "$W/time_to_accuracy_gpu.json" -- $EXTRA

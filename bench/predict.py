@@ -49,7 +49,7 @@ def main(argv=None) -> None:
                 walls.append(time.perf_counter() - start)
 
     from kmnist.data.io import read_digits
-    from kmnist.inference import load_checkpoint, predict_proba
+    from kmnist.engine.inference import load_checkpoint, predict_proba
 
     images = read_digits(args.input).images
     model = load_checkpoint(args.ckpt)

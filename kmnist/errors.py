@@ -1,8 +1,8 @@
 """The project's error types for a user's input: each message names the option or file at fault.
 
 Every error class lives here, and this module imports nothing from kmnist, so any layer can
-raise them without an import circle. Entry points (train.py, predict.py, export) print these as one `error: ...` line, without a
-traceback; anything else is a bug and keeps its traceback.
+raise them without an import circle. Entry points print these as one `error: ...` line, without a traceback (kmnist.tasks.wrapper);
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,11 +20,18 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unsafe, truncated or not a kmnist checkpoint."""
 
 
+class ExportError(RuntimeError):
+    """An exported model does not reproduce PyTorch's outputs (the file is removed)."""
+
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ExportError)
+
+
 def user_error(err: BaseException) -> BaseException | None:
     """The user-facing error behind `err` (Hydra wraps errors raised while instantiating), or None."""
     seen = err
     while seen is not None:
-        if isinstance(seen, (ConfigError, DataError, CheckpointError)):
+        if isinstance(seen, USER_ERRORS):
             return seen
         seen = seen.__cause__
     return None

@@ -13,7 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from kmnist.data.io import DigitTable, atomic_write_csv, read_digits, table_to_frame
+from kmnist.data.io import DigitTable, read_digits, table_to_frame
+from kmnist.utils.atomic import atomic_write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -105,13 +105,13 @@ def test_datamodule_mixes_only_in_training(data_dir):
 def test_a_real_fit_with_the_new_augmentations(compose_train, tmp_path, preset):
     overrides = {"mix": ["data.augment.mixup=0.4", "data.augment.cutmix=1.0", "data.augment.mix_p=0.5"],
                  "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5"]}[preset]
-    from kmnist.training import train
+    from kmnist.tasks.train import train
 
     cfg = compose_train("model=cnn", *overrides)
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_train_batches = 40
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     # It learns (chance is 0.1 and a loss of ln 10 = 2.30): mixed images and their targets agree.
     assert metrics["val/acc"] > 0.2 and metrics["val/loss"] < 2.1, metrics
     assert (tmp_path / "batch.png").is_file()

@@ -15,11 +15,10 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from kmnist.cuda_graph import GraphedTrainStep
+from kmnist.engine.cuda_graph import GraphedTrainStep
 from kmnist.errors import ConfigError
-from kmnist.inference import load_checkpoint
 from kmnist.models import build_network
-from kmnist.training import train
+from kmnist.tasks.train import train
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -50,7 +49,7 @@ def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, sch
             if scheduler == "plateau":  # make it fire: the LR must drop after epoch 1
                 cfg.scheduler.fn.patience = 0
                 cfg.scheduler.fn.threshold = 10.0
-        metrics = train(cfg)
+        metrics, _ = train(cfg)
         results.append((metrics, _weights(str(tmp_path / str(graph) / "checkpoints" / "last.ckpt"))))
     (auto, auto_w), (manual, manual_w) = results
     assert manual["train/loss"] == auto["train/loss"] and manual["val/acc"] == auto["val/acc"]

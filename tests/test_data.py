@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kmnist.data.augment import BatchAugment
-from kmnist.data.datamodule import KannadaMNISTDataModule, TensorBatches
+from kmnist.data.batches import TensorBatches
+from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import ROWS_PER_WRITER, first_n_split, make_split, stratified_split, writer_of_row, writer_split
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 from omegaconf import open_dict
 
-from conftest import run_cli
-from kmnist.data.datamodule import KannadaMNISTDataModule, TensorBatches
-from kmnist.training import train
+from kmnist.data.batches import TensorBatches
+from kmnist.data.datamodule import KannadaMNISTDataModule
+from kmnist.tasks.train import train
 
 # 1,325 rows: the first 301 validate (151 + 150 rows over two ranks: 3 and 2 batches of 75), the
 # other 1,024 train in 16 full global batches of 64, so neither DDP nor one process drops a row.

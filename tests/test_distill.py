@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import open_dict
 
-from kmnist.data.io import DigitTable, atomic_write_csv, read_digits, table_to_frame
+from kmnist.data.io import DigitTable, read_digits, table_to_frame
 from kmnist.data.preprocess import Preprocess
-from kmnist.distill import TeacherEnsemble
+from kmnist.engine.distill import TeacherEnsemble
+from kmnist.engine.inference import load_checkpoint, predict_proba
 from kmnist.errors import ConfigError
-from kmnist.inference import load_checkpoint, predict_proba
 from kmnist.models import build_network
-from kmnist.training import train
+from kmnist.tasks.train import train
+from kmnist.utils.atomic import atomic_write_csv
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def teacher_ckpt(compose_train, data_dir, tmp_path_factory) -> str:
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path_factory.mktemp("teacher"))
         cfg.trainer.limit_train_batches = 40
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert metrics["val/acc"] > 0.5, "the teacher must know its lesson for the student to learn it"
     return metrics["best_ckpt"]
 
@@ -64,7 +65,7 @@ def test_a_student_moves_toward_its_fixed_teacher(compose_train, teacher_ckpt, d
     torch.manual_seed(cfg.seed)
     before = mean_kl(teacher, build_network(dict(cfg.model)), x)
 
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     student = load_checkpoint(metrics["best_ckpt"])
     after = mean_kl(teacher, student.net.float(), x.contiguous(memory_format=torch.channels_last))
     assert after < 0.5 * before, (before, after)

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmnist.data.download import FILES, download, main, network_reachable
-from kmnist.data.io import DataError, read_digits
+from kmnist.data.download import FILES, download, main
+from kmnist.data.io import read_digits
+from kmnist.errors import DataError
+from kmnist.utils.network import reachable
 
 COUNTS = {"train": 30, "test": 20, "dig": 20}
 TRAIN_IMAGES = FILES["train"][0]
@@ -215,9 +217,9 @@ def test_cli_dest_defaults_to_kmnist_data(server, tmp_path, capsys, monkeypatch)
 
 
 def test_network_reachable(server):
-    assert network_reachable(server.url, timeout=2)
+    assert reachable(server.url, timeout=2)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    assert not network_reachable(closed, timeout=2)
-    assert not network_reachable("not a url")
+    assert not reachable(closed, timeout=2)
+    assert not reachable("not a url")

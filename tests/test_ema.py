@@ -1,4 +1,4 @@
-"""kmnist.ema: the same average as torch's EMA reference, inside a real Lightning fit."""
+"""kmnist.callbacks.ema: the same average as torch's EMA reference, inside a real Lightning fit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from omegaconf import open_dict
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from kmnist.ema import ExponentialAverage
-from kmnist.training import train
+from kmnist.callbacks.ema import ExponentialAverage
+from kmnist.tasks.train import train
 
 
 def test_exponential_average_matches_torchs_ema():
@@ -39,7 +39,7 @@ def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_pa
                         "~callbacks.show_batch", "scheduler=none")  # a fixed LR, so the run can be extended
     with open_dict(cfg):
         cfg.data.batch_size = 32
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     averaged, current = ckpt["state_dict"], ckpt["current_model_state"]
     key = next(k for k in averaged if k.endswith("weight") and averaged[k].ndim == 4)
@@ -62,5 +62,5 @@ def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compos
     with open_dict(cfg):
         cfg.data.batch_size = 32
         cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from kmnist.export import export
-from kmnist.inference import load_checkpoint, predict_proba
-from kmnist.training import train
+from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.tasks.export import export
+from kmnist.tasks.train import train
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, data_dir):
+    from conftest import CONF, shrink
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
-
-    from conftest import CONF, shrink
 
     out = tmp_path_factory.mktemp("export_run")
     GlobalHydra.instance().clear()
@@ -26,7 +25,7 @@ def checkpoint(tmp_path_factory, data_dir):
                       overrides=[f"data.dir={data_dir}", "data.val_writers=1", "model=kresnet", "data.scaling=standardize", "report=false"])
     shrink(cfg, out)
     HydraConfig().set_config(cfg)
-    path = train(cfg)["best_ckpt"]
+    path = train(cfg)[0]["best_ckpt"]
     GlobalHydra.instance().clear()
     return path
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from kmnist.finetune import FineTuneStages, discriminative_lrs, layer_groups
+from kmnist.callbacks.finetune import FineTuneStages, layer_groups
+from kmnist.engine.optimizers import discriminative_lrs
 from kmnist.models import create_model
-from kmnist.training import train
+from kmnist.tasks.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("notebook_*.yaml"))
 
@@ -50,7 +51,7 @@ def test_stages_freeze_then_unfreeze_with_discriminative_lrs(compose_train, monk
     cfg = compose_train("model=cnn", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=1",
                         "finetune.lr_min=1e-5", "finetune.lr_max=1e-3")
     recorder = _Recorder(1)
-    monkeypatch.setattr("kmnist.training.FineTuneStages", lambda frozen_epochs: recorder)
+    monkeypatch.setattr("kmnist.tasks.train.FineTuneStages", lambda frozen_epochs: recorder)
     train(cfg)
 
     net = create_model("cnn")
@@ -67,7 +68,7 @@ def test_frozen_batchnorm_stays_in_eval_mode(compose_train, monkeypatch):
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 2
     recorder = _Recorder(1)
-    monkeypatch.setattr("kmnist.training.FineTuneStages", lambda frozen_epochs: recorder)
+    monkeypatch.setattr("kmnist.tasks.train.FineTuneStages", lambda frozen_epochs: recorder)
     train(cfg)
     assert recorder.seen[0]["bn_training"] and not any(recorder.seen[0]["bn_training"])
     assert all(recorder.seen[1]["bn_training"])
@@ -77,7 +78,7 @@ def test_lr_finder_saves_plot_and_uses_suggestion(compose_train, tmp_path):
     cfg = compose_train("model=cnn", "tune.lr_find=true", "tune.num_training=30")
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 40  # the range test needs enough steps to suggest
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     saved = json.loads((tmp_path / "lr_find.json").read_text())
     assert saved["suggestion"] is not None and 1e-6 <= saved["suggestion"] <= 1.0
     assert (tmp_path / "lr_find.png").stat().st_size > 10_000
@@ -111,6 +112,6 @@ def test_notebook_resnet50_both_stages_from_local_weights(compose_train, tmp_pat
         cfg.trainer.limit_train_batches = 2
         cfg.trainer.limit_val_batches = 1
         cfg.data.batch_size = 16
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert metrics["epochs"] == 2 and Path(metrics["best_ckpt"]).is_file()
     assert (tmp_path / "lr_find.png").is_file()

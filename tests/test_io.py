@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmnist.data.io import PIXEL_COLUMNS, DataError, DigitTable, atomic_write_csv, read_digits, read_idx, table_to_frame
+from kmnist.data.idx import read_idx
+from kmnist.data.io import PIXEL_COLUMNS, DigitTable, read_digits, table_to_frame
+from kmnist.errors import DataError
+from kmnist.utils.atomic import atomic_write_csv
 
 
 def make_table(n=12, labels=True, ids=False, seed=0) -> DigitTable:
@@ -68,15 +71,28 @@ def _set(frame, row, col, value):
     (lambda f: _set(f, 0, "pixel1", 1.5), ["line 2", "pixel1", "not an integer"]),
     (lambda f: _set(f, 4, "pixel2", np.nan), ["line 6", "pixel2", "NaN"]),
     (lambda f: _set(f, 2, "label", 10), ["line 4", "label", "0..9"]),
+    (lambda f: _set(f, 2, "pixel5", np.inf), ["line 4", "pixel5", "value inf is outside 0..255"]),
+    (lambda f: _set(f, 1, "pixel3", 256.0), ["line 3", "pixel3", "value 256 is outside"]),
 ])
 def test_csv_errors_name_file_line_and_column(tmp_path, mutate, needles):
     path = write(tmp_path, bad_frame(mutate))
     with pytest.raises(DataError) as err:
         read_digits(path, use_cache=False)
     message = str(err.value)
-    assert str(path) in message and "\n" not in message
+    assert str(path) in message and "\n" not in message and "np." not in message
     for needle in needles:
         assert needle in message, message
+
+
+@pytest.mark.parametrize("sep,name", [(";", "semicolons"), ("\t", "tabs")])
+def test_another_separator_is_named_and_the_header_is_not_quoted_whole(tmp_path, sep, name):
+    path = tmp_path / "semi.csv"
+    table_to_frame(make_table(n=3)).to_csv(path, index=False, sep=sep)
+    with pytest.raises(DataError) as err:
+        read_digits(path, use_cache=False)
+    message = str(err.value)
+    assert name in message and "comma-separated" in message and str(path) in message
+    assert len(message) < 300 + len(str(path)), message
 
 
 def test_duplicate_ids(tmp_path):

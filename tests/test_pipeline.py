@@ -1,4 +1,4 @@
-"""`python -m kmnist.pipeline`: members -> ensemble -> pseudo-label round -> distilled network,
+"""`python -m kmnist.tasks.pipeline`: members -> ensemble -> pseudo-label round -> distilled network,
 run for real on a tiny CPU setting."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import open_dict
 
-from conftest import ROOT
 from kmnist.data.io import read_digits
-from kmnist.inference import load_checkpoint, predict_proba
+from kmnist.engine.inference import load_checkpoint, predict_proba
 
 TINY = ["model=cnn", "data.val_writers=1", "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=8",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "loss.label_smoothing=0"]
@@ -25,7 +25,7 @@ TINY = ["model=cnn", "data.val_writers=1", "data.batch_size=32", "trainer.max_ep
 
 def run_pipeline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, "-m", "kmnist.pipeline", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "kmnist.tasks.pipeline", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900)
 
 
@@ -81,7 +81,7 @@ def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
 def test_members_may_be_diverse_networks(data_dir, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from kmnist.pipeline import Pipeline
+    from kmnist.tasks.pipeline import Pipeline
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", "members=['seed=0','model=dnn seed=1']",
@@ -90,14 +90,14 @@ def test_members_may_be_diverse_networks(data_dir, tmp_path):
 
 
 def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, tmp_path):
-    from kmnist.training import train
+    from kmnist.tasks.train import train
 
     ckpts = []
     for seed in (0, 1):
         cfg = compose_train("model=cnn", "report=false", f"seed={seed}")
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"run{seed}")
-        ckpts.append(train(cfg)["best_ckpt"])
+        ckpts.append(train(cfg)[0]["best_ckpt"])
     root = tmp_path / "pipe"
     done = run_pipeline(f"checkpoints=[{','.join(ckpts)}]", "pseudo_label.rounds=0", "distill.enabled=false", "dig_file=null",
                         f"data_dir={data_dir}", f"hydra.run.dir={root}", f"paths.log_dir={tmp_path}", cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""kmnist.profiling.StepProfiler through a real fit: a window of steps profiled, one report written."""
+"""kmnist.callbacks.profiling.StepProfiler through a real fit: a window of steps profiled, one report written."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import warnings
 
 from omegaconf import open_dict
 
-from kmnist.training import train
+from kmnist.tasks.train import train
 
 
 def _fit_with_profiler(compose_train, **options):
     cfg = compose_train("model=cnn", "report=false", "validate_best=false")
     with open_dict(cfg):
-        cfg.callbacks["profile"] = {"_target_": "kmnist.profiling.StepProfiler", "row_limit": 5, **options}
+        cfg.callbacks["profile"] = {"_target_": "kmnist.callbacks.profiling.StepProfiler", "row_limit": 5, **options}
     train(cfg)
 
 

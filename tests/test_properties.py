@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kmnist.data.augment import BatchAugment
-from kmnist.data.io import PIXEL_COLUMNS, DataError, DigitTable, read_digits, read_idx, table_to_frame
+from kmnist.data.idx import read_idx
+from kmnist.data.io import PIXEL_COLUMNS, DigitTable, read_digits, table_to_frame
+from kmnist.errors import DataError
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

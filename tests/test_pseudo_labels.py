@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-from conftest import CONF, run_cli
-from kmnist.data.io import DataError, read_digits
-from kmnist.inference import load_checkpoint, predict_proba
-from kmnist.prediction import predict
-from kmnist.training import train
+from kmnist.data.io import read_digits
+from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.errors import DataError
+from kmnist.tasks.predict import predict
+from kmnist.tasks.train import train
 
 
 def predict_cfg(*overrides: str):
@@ -26,7 +27,7 @@ def predict_cfg(*overrides: str):
 
 
 def test_pseudo_labels_hold_the_confident_rows_and_train_the_second_stage(compose_train, data_dir, tmp_path):
-    ckpt = train(compose_train())["best_ckpt"]
+    ckpt = train(compose_train())[0]["best_ckpt"]
     test_file = data_dir / "test.csv.gz"
     probs = predict_proba([load_checkpoint(ckpt)], read_digits(test_file).images, progress=False)
     threshold = float(np.median(probs.max(axis=1)))  # about half the rows are "confident"
@@ -52,7 +53,7 @@ def test_pseudo_labels_hold_the_confident_rows_and_train_the_second_stage(compos
     with_extra.setup("fit"), without.setup("fit")
     assert len(with_extra.train_set[0]) == len(without.train_set[0]) + len(pseudo)
     assert with_extra.val_set[0].equal(without.val_set[0])
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert 0.0 <= metrics["val/acc"] <= 1.0
 
 

@@ -9,7 +9,10 @@ import torch
 from matplotlib import font_manager
 from matplotlib.image import imread
 
-from kmnist.report import digit_labels, evaluate, plot_batch, plot_curves
+from kmnist.report.batch import plot_batch
+from kmnist.report.curves import plot_curves
+from kmnist.report.evaluation import evaluate
+from kmnist.report.labels import digit_labels
 from kmnist.report import labels as labels_module
 from kmnist.report.curves import curves_figure
 from kmnist.report.evaluation import most_confident_errors

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import ROOT, run_cli
 
 EPOCHS = 4

@@ -6,10 +6,9 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-
-from conftest import CONF, run_cli
 
 
 def tiny_run(tmp_path) -> list[str]:

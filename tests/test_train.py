@@ -5,27 +5,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import matplotlib.pyplot as plt
 import torch
-from hydra.core.global_hydra import GlobalHydra
+from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from conftest import CONF, run_cli
-from kmnist.inference import CheckpointError, load_checkpoint, predict_proba
-from kmnist.prediction import predict
-from kmnist.training import train
+from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.errors import CheckpointError
+from kmnist.tasks.predict import predict
+from kmnist.tasks.train import train
 
 
 def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
     cfg = compose_train("model=cnn", "data/augment=notebook", "scheduler=onecycle")
     with open_dict(cfg):
         cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["val/acc"] == pytest.approx(metrics["val/acc"]) and 0 <= saved["val/acc"] <= 1
@@ -47,7 +48,7 @@ def test_run_report_matches_the_validated_metrics(compose_train, tmp_path):
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_val_batches = None
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     for name in ("batch.png", "curves.png", "confusion.png", "confusion_normalized.png", "per_class.png", "errors.png"):
         image = plt.imread(tmp_path / name)
         assert min(image.shape[:2]) >= 300 and image.std() > 0, name
@@ -67,19 +68,19 @@ def test_training_learns(compose_train):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_train_batches = 40
         cfg.trainer.limit_val_batches = None
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert metrics["val/acc"] > 0.5, metrics
 
 
 def test_no_validation_split_trains_on_everything(compose_train, tmp_path):
     cfg = compose_train("data.val_writers=0")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert "val/acc" not in metrics and "train/acc" in metrics
     assert Path(metrics["best_ckpt"]).is_file()
 
 
 def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_path):
-    metrics = train(compose_train())
+    metrics, _ = train(compose_train())
     ckpt = metrics["best_ckpt"]
 
     GlobalHydra.instance().clear()
@@ -103,7 +104,7 @@ def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_p
 
 
 def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, data_dir, tmp_path):
-    ckpt = train(compose_train())["best_ckpt"]
+    ckpt = train(compose_train())[0]["best_ckpt"]
     out = tmp_path / "labelled_sub.csv"
     args = [f"ckpt={ckpt}", f"input={data_dir / 'test_labelled.csv.gz'}", f"output={out}", f"paths.log_dir={tmp_path}"]
     done = run_cli("predict.py", *args, cwd=tmp_path)
@@ -164,7 +165,7 @@ def test_two_job_multirun(data_dir, tmp_path):
 
 def test_channels_last_and_compile_options_train_and_predict(compose_train, data_dir):
     cfg = compose_train("model=kresnet", "model.channels_last=true", "report=false")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     model = load_checkpoint(metrics["best_ckpt"])  # plain state_dict keys despite the options
     from kmnist.data.io import read_digits
 
@@ -191,7 +192,7 @@ def test_checkpoint_with_pickle_payload_is_refused_not_executed(tmp_path):
 
 
 def test_resolve_ckpt_path(tmp_path):
-    from kmnist.training import resolve_ckpt_path
+    from kmnist.tasks.train import resolve_ckpt_path
 
     assert resolve_ckpt_path(None, tmp_path) is None
     with pytest.raises(CheckpointError, match="ckpt_path=last"):
@@ -236,7 +237,7 @@ def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train,
     with open_dict(cfg):
         cfg.trainer.max_epochs = 3
         cfg.trainer.limit_train_batches = 2
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     best = torch.load(metrics["best_ckpt"], weights_only=True)
     assert best["epoch"] == 0, "val/acc never improves after epoch 0, so the best checkpoint stays there"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import DEV_ROWS, run_cli
 from omegaconf import open_dict
 
-from conftest import DEV_ROWS, run_cli
 from kmnist.data.io import read_digits
-from kmnist.inference import load_checkpoint, predict_proba
-from kmnist.training import train
+from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.tasks.train import train
 
 
 def dev_accuracy(ckpt: str, data_dir: Path) -> float:
@@ -28,7 +28,7 @@ def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tm
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_val_batches = None
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
 
     assert {"val/acc", "val/loss", "dev/acc", "dev/loss"} <= set(metrics)
     assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)
@@ -48,7 +48,7 @@ def test_checkpoint_monitor_follows_optimized_metric(compose_train, tmp_path):
     cfg = compose_train("model=cnn", "data.val_file=${data.dir}/test_dev.csv.gz", "optimized_metric=dev/acc")
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
     state = ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]
     assert state["monitor"] == "dev/acc"
@@ -58,7 +58,7 @@ def test_checkpoint_monitor_follows_optimized_metric(compose_train, tmp_path):
 
 def test_all_writers_train_and_the_file_validates(compose_train, data_dir, tmp_path):
     cfg = compose_train("model=cnn", "data.val_writers=0", "data.val_file=${data.dir}/test_dev.csv.gz")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert "val/acc" not in metrics and "dev/acc" in metrics
     assert json.loads((tmp_path / "metrics.json").read_text())["dev/acc"] == pytest.approx(metrics["dev/acc"])
     ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
@@ -86,7 +86,7 @@ def test_the_flagship_keeps_its_last_epoch_and_reports_dev(compose_train, tmp_pa
         cfg.trainer.max_epochs = 3
         cfg.trainer.limit_train_batches = 3
     assert cfg.data.val_file.endswith("test_dev.csv.gz")
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     assert Path(metrics["best_ckpt"]).name == "epoch_002.ckpt" and metrics["epochs"] == 3
     assert {"val/acc", "dev/acc"} <= set(metrics)
 
@@ -96,7 +96,7 @@ def test_quick_validates_once_after_its_last_epoch(compose_train, tmp_path):
     with open_dict(cfg):
         cfg.trainer.max_epochs = 3  # check_val_every_n_epoch follows it
         cfg.trainer.limit_train_batches = 3
-    metrics = train(cfg)
+    metrics, _ = train(cfg)
     logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert logged["dev/acc"].dropna().size == 1 and logged.loc[logged["dev/acc"].notna(), "epoch"].item() == 2
     assert metrics["dev/acc"] == pytest.approx(logged["dev/acc"].dropna().item())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import http.client
 import os
 import sys
@@ -27,8 +26,11 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from kmnist.atomic import atomic_write
-from kmnist.data.io import DataError, DigitTable, atomic_write_csv, read_idx, table_to_frame
+from kmnist.data.idx import read_idx
+from kmnist.data.io import DigitTable, table_to_frame
+from kmnist.errors import DataError
+from kmnist.utils.atomic import atomic_write, atomic_write_csv
+from kmnist.utils.hashing import file_sha256
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
 DEFAULT_DEST = "data/kannada_mnist"
@@ -74,16 +76,11 @@ Source files (SHA-256):
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> np.ndarray:
     """The file's array if it has the expected hash and shape; DataError naming `name` otherwise."""
     expected = checksums.get(name)
     if expected:
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != expected:
             raise DataError(f"{name}: SHA-256 mismatch: expected {expected}, got {actual}")
     try:
@@ -162,7 +159,7 @@ def _convert(dest: Path, arrays: dict[str, np.ndarray], base_url: str) -> None:
         if key == "test":
             atomic_write_csv(pd.DataFrame({"id": ids, "label": 0}), dest / "sample_submission.csv")
 
-    hashes = "\n".join(f"- {name}: {_sha256(dest / name)}" for pair in FILES.values() for name in pair)
+    hashes = "\n".join(f"- {name}: {file_sha256(dest / name)}" for pair in FILES.values() for name in pair)
     text = PROVENANCE.format(base_url=base_url, hashes=hashes)
     atomic_write(dest / "PROVENANCE.md", lambda tmp: tmp.write_text(text))
 
@@ -209,18 +206,6 @@ def download(
             console.print(f"converting to CSV in {dest} ...")
         _convert(dest, arrays, base_url)
     return dest
-
-
-def network_reachable(url: str = DEFAULT_BASE_URL, timeout: float = 3.0) -> bool:
-    """True when a server answers at `url` (any HTTP status counts); never raises."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
-            return True
-    except urllib.error.HTTPError as err:
-        err.close()
-        return True
-    except Exception:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from kmnist.errors import ConfigError
 
 SCALINGS = ("scale", "center", "standardize")

@@ -9,6 +9,7 @@ reads about 2 points optimistic.
 from __future__ import annotations
 
 import numpy as np
+
 from kmnist.errors import ConfigError
 
 ROWS_PER_WRITER = 1280

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from kmnist.models.registry import register_model
+from kmnist.models.sequential import FeaturesThenClassifier
 
 
-class CNN1(nn.Module):
+class CNN1(FeaturesThenClassifier):
     """Conv 12@7x7 / 32@3x3 / 64@3x3 (same padding, ReLU, MaxPool 2 each); Dense 128, Dense 64
     (ReLU, Dropout), Dense num_classes. Keras' default init is Glorot-uniform; kept as PyTorch's."""
 
@@ -27,9 +28,6 @@ class CNN1(nn.Module):
             nn.Linear(hidden[0], hidden[1]), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden[1], num_classes),
         )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 @register_model

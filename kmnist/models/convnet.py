@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from kmnist.models.registry import register_model
 from kmnist.errors import ConfigError
+from kmnist.models.registry import register_model
+from kmnist.models.sequential import FeaturesThenClassifier
 
 
 def _block(in_ch: int, out_ch: int, n: int, dropout: float) -> list[nn.Module]:
@@ -17,7 +18,7 @@ def _block(in_ch: int, out_ch: int, n: int, dropout: float) -> list[nn.Module]:
     return layers + [nn.MaxPool2d(2), nn.Dropout(dropout)]
 
 
-class ConvNet(nn.Module):
+class ConvNet(FeaturesThenClassifier):
     """[Conv 64@3x3]x3, [Conv 128@3x3]x3, [Conv 256@3x3]x2 (same padding, BN, LeakyReLU 0.1),
     each group followed by MaxPool 2 and Dropout; Dense 256, LeakyReLU, BatchNorm1d; Dense num_classes."""
 
@@ -34,9 +35,6 @@ class ConvNet(nn.Module):
             nn.Linear(256 * side * side, 256), nn.LeakyReLU(0.1, inplace=True), nn.BatchNorm1d(256),
             nn.Linear(256, num_classes),
         )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 @register_model

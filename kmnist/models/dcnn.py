@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from kmnist.models.registry import register_model
 from kmnist.errors import ConfigError
+from kmnist.models.registry import register_model
+from kmnist.models.sequential import FeaturesThenClassifier
 
 
 def _prelu(channels: int) -> nn.PReLU:
@@ -15,7 +16,7 @@ def _prelu(channels: int) -> nn.PReLU:
     return nn.PReLU(num_parameters=channels, init=0.0)
 
 
-class DCNN(nn.Module):
+class DCNN(FeaturesThenClassifier):
     """Conv 8@7x7, 16@5x5, 32@3x3, 64@3x3, 128@2x2, 64@4x4 (valid; 28->22->18->16->14->13->10);
     Dense 512, Dense 512, Dense num_classes. The notebook's MaxPool2D(1x1) layers are identity
     maps and are left out. Only the first two convolutions have an activation, as in the notebook."""
@@ -41,9 +42,6 @@ class DCNN(nn.Module):
             nn.Linear(512, 512), _prelu(512),
             nn.Linear(512, num_classes),
         )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 @register_model

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from kmnist.models.registry import register_model
 from kmnist.errors import ConfigError
+from kmnist.models.registry import register_model
 
 
 class DNN(nn.Module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from torch import nn
+
 from kmnist.errors import ConfigError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}

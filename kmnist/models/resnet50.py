@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from torch import nn
 
-from kmnist.models.registry import register_model
 from kmnist.errors import ConfigError
+from kmnist.models.registry import register_model
+from kmnist.utils.network import reachable
 
 _NO_HUB = ("ImageNet weights for resnet50 could not be downloaded (Hugging Face hub unreachable or "
            "HF_HUB_OFFLINE set, and not cached): pass model.weights=PATH to a local timm resnet50 "
@@ -22,12 +21,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     and reads HF_HUB_OFFLINE only when imported (so the variable is checked here too)."""
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    return reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout=timeout)
 
 
 def _cached_hub_file() -> str | None:

@@ -19,11 +19,12 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from kmnist.report.files import save_figure, write_csv
+from kmnist import NUM_CLASSES
+from kmnist.report.files import save_figure
 from kmnist.report.heatmap import annotated_heatmap
 from kmnist.report.labels import digit_labels, label_font_family
+from kmnist.utils.atomic import atomic_write_csv
 
-NUM_CLASSES = 10
 MAX_ERRORS_SHOWN = 36
 
 
@@ -143,7 +144,7 @@ def evaluate(probs, labels, images, out_dir: str | os.PathLike, title: str = "")
                 out_dir / "confusion.png")
     save_figure(_confusion_figure(recall_matrix, ".2f", "confusion matrix (row-normalised = recall)", title, vmax=1),
                 out_dir / "confusion_normalized.png")
-    write_csv(scores, out_dir / "per_class.csv")
+    atomic_write_csv(scores, out_dir / "per_class.csv")
     save_figure(_per_class_figure(scores, summary, title), out_dir / "per_class.png")
     save_figure(_errors_figure(probs, labels, preds, images, title), out_dir / "errors.png")
     return summary

@@ -1,8 +1,6 @@
 """Reports of one training run, written into its run directory.
 
-`ShowBatch` (a callback) saves `batch.png` when training starts: augmented samples exactly as
-the network receives them, like fastai's `show_batch`. `write_run_report` runs after fitting:
-`curves.png` from the run's own logged metrics, and the validation evaluation (confusion
+`write_run_report` runs after fitting: `curves.png` from the run's own logged metrics, and the validation evaluation (confusion
 matrices, per-class scores, the most confidently wrong images) of the best checkpoint.
 """
 
@@ -17,30 +15,12 @@ import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 
-from kmnist.data.datamodule import TensorBatches
-from kmnist.report.batch import plot_batch
+from kmnist.data.batches import TensorBatches
+from kmnist.models.probabilities import probabilities
 from kmnist.report.curves import plot_curves
 from kmnist.report.evaluation import evaluate
 
 log = logging.getLogger(__name__)
-
-
-class ShowBatch(pl.Callback):
-    def __init__(self, n: int = 36, filename: str = "batch.png"):
-        self.n, self.filename = n, filename
-
-    @pl.utilities.rank_zero_only
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        if datamodule is None or trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
-            return
-        # A private RNG stream: drawing this preview must not change the training run.
-        with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
-            images, labels = next(iter(datamodule.train_dataloader()))
-            batch = datamodule.on_after_batch_transfer((images[: self.n].to(pl_module.device), labels[: self.n]), 0)
-        out = Path(trainer.default_root_dir) / self.filename
-        plot_batch(batch[0].float().cpu(), batch[1].cpu(), out, n=self.n,
-                   title=f"training batch as the network sees it ({tuple(batch[0].shape[1:])})")
 
 
 def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
@@ -62,7 +42,7 @@ def validation_outputs(module: pl.LightningModule, datamodule, tensors: tuple[to
     # Every row in this one process: under DDP, val_dataloader() would give only this rank's share.
     for images, labels in TensorBatches(tensors, datamodule.eval_batch_size):
         x, _ = datamodule.on_after_batch_transfer((images.to(module.device), labels), 0)
-        probs.append(torch.softmax(module(x).float(), dim=-1).cpu())
+        probs.append(probabilities(module, x).cpu())
     module.train(was_training)
     images, labels = tensors
     return torch.cat(probs).numpy(), labels.cpu().numpy(), images[:, 0].cpu().numpy()

@@ -18,8 +18,9 @@ import pandas as pd
 import yaml
 from hydra.experimental.callback import Callback
 
-from kmnist.report.files import save_figure, write_csv, write_text
+from kmnist.report.files import save_figure
 from kmnist.report.leaderboard_chart import leaderboard_figure
+from kmnist.utils.atomic import atomic_write_csv, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +162,14 @@ def write_leaderboard(sweep_dir: str | os.PathLike, metric: str = "val/acc", max
     finished = int((board["status"] == OK).sum())
     heading = f"# Sweep {sweep_dir}\n\n{finished} of {len(board)} jobs finished; sorted by {metric}, best first.\n\n"
     table = markdown_table(board, metric, sweep_dir)
-    csv_path = write_csv(board, sweep_dir / "leaderboard.csv")
+    csv_path = atomic_write_csv(board, sweep_dir / "leaderboard.csv")
     by_arm = arms(board, metric, maximize)
     arm_section = ""
     if (by_arm["seeds"] > 1).any():  # a grid run over seeds: the arms' means are what to compare
-        write_csv(by_arm, sweep_dir / "arms.csv")
+        atomic_write_csv(by_arm, sweep_dir / "arms.csv")
         arm_section = f"\n## Arms: jobs that differ only in seed, mean ± std of {metric}\n\n" + arms_markdown(by_arm, metric)
         print(arm_section, end="")
-    write_text(sweep_dir / "leaderboard.md", heading + table + arm_section + _optuna_note(sweep_dir))
+    atomic_write_text(sweep_dir / "leaderboard.md", heading + table + arm_section + _optuna_note(sweep_dir))
     save_figure(leaderboard_figure(board, metric, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}"),
                 sweep_dir / "leaderboard.png")
     print(table, end="")

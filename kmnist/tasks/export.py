@@ -1,6 +1,6 @@
 """Export a checkpoint as a deployable model and check it against PyTorch.
 
-    python -m kmnist.export ckpt=PATH format=onnx|torchscript [output=FILE] [batch=64]
+    python -m kmnist.tasks.export ckpt=PATH format=onnx|torchscript [output=FILE] [batch=64]
 
 The exported graph includes the preprocessing (scaling, resizing, channel repeat) and a softmax:
 it takes float32 pixels 0..255 of shape (N, 1, 28, 28) and returns class probabilities (N, 10).
@@ -19,9 +19,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from kmnist.atomic import atomic_write
-from kmnist.inference import CheckpointError, LoadedModel, load_checkpoint
-from kmnist.errors import ConfigError
+from kmnist.engine.inference import LoadedModel, load_checkpoint
+from kmnist.errors import ConfigError, ExportError
+from kmnist.tasks.wrapper import task_wrapper
+from kmnist.utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -70,17 +71,14 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
     max_diff = float(np.abs(got - expected).max())
     if max_diff > atol or not np.array_equal(got.argmax(1), expected.argmax(1)):
         output.unlink(missing_ok=True)
-        raise RuntimeError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); file removed")
+        raise ExportError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); file removed")
     log.info("wrote %s (%s); outputs match PyTorch on a batch of %d (max |diff| %.2e)", output, fmt, batch, max_diff)
     return {"output": str(output), "format": fmt, "max_abs_diff": max_diff}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    try:
-        export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol)
-    except (CheckpointError, ValueError, RuntimeError) as err:
-        raise SystemExit(f"error: {err}") from None
+    task_wrapper(lambda cfg: export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol))(cfg)
 
 
 if __name__ == "__main__":

@@ -33,4 +33,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=str)))
+    return atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_csv(frame, path: str | os.PathLike) -> Path:
+    """A pandas DataFrame as CSV without its index (gzip-compressed for `.gz`)."""
+    compression = "gzip" if Path(path).suffix == ".gz" else None
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, compression=compression))

@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from kmnist import NUM_CLASSES
+from kmnist.engine.inference import LoadedModel, load_checkpoint
 from kmnist.errors import ConfigError
-from kmnist.inference import LoadedModel, load_checkpoint
+from kmnist.models.probabilities import probabilities
 
 # Settings that shape what a network receives: a teacher must see the student's very inputs.
 INPUT_SETTINGS = ("scaling", "input_size", "in_chans", "imagenet_norm")
@@ -53,13 +55,13 @@ class TeacherEnsemble:
         for model in self.models:
             if next(model.net.parameters()).device != x.device:
                 model.to(x.device)
-            total = total + torch.softmax(model.net(x).float(), dim=-1)
+            total = total + probabilities(model.net, x)
         return total / len(self.models)
 
     def soft_targets(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(1 - weight) x the target (labels, or MixUp/CutMix's soft targets) + weight x the teachers'."""
         if target.ndim == 1:
-            target = F.one_hot(target, num_classes=10).float()
+            target = F.one_hot(target, num_classes=NUM_CLASSES).float()
         return torch.lerp(target, self.probabilities(x), self.weight)
 
 

@@ -2,7 +2,7 @@
 
 Why: on an H100, a KResNet step on a batch of 1,024 is about 2.6 ms of GPU work, but some 250
 kernel launches plus Python bookkeeping took 11-14 ms of host time (bench/RESULTS.md, measured
-with kmnist.profiling.StepProfiler), so the GPU sat idle most of each step. A graph launches all
+with kmnist.callbacks.profiling.StepProfiler), so the GPU sat idle most of each step. A graph launches all
 of forward and backward at once. The optimiser step stays outside the graph (a fused optimiser
 is one or two kernels anyway), so learning-rate and momentum schedules work unchanged. This is
 `torch.cuda.graph` as the PyTorch CUDA-graphs notes describe it; Lightning has no such option.

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,16 +22,18 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from kmnist import distributed
-from kmnist.atomic import write_json
+from kmnist.callbacks.finetune import FineTuneStages
 from kmnist.data.datamodule import KannadaMNISTDataModule
-from kmnist.data.io import DataError
-from kmnist.distill import TeacherEnsemble
-from kmnist.errors import ConfigError
-from kmnist.finetune import FineTuneStages
-from kmnist.inference import CheckpointError
+from kmnist.engine import distributed
+from kmnist.engine.distill import TeacherEnsemble
+from kmnist.engine.graphed_module import GraphedClassifier
+from kmnist.engine.module import Classifier
+from kmnist.engine.options import check_options
+from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
+from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network
-from kmnist.module import Classifier
+from kmnist.utils.atomic import write_json
+from kmnist.utils.network import reachable
 
 log = logging.getLogger(__name__)
 
@@ -40,39 +43,6 @@ def instantiate_group(group: DictConfig | None) -> list:
     if not group:
         return []
     return [instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item]
-
-
-def _without_validation(cfg: DictConfig) -> None:
-    """No held-out rows (e.g. data.val_writers=0): checkpoint the last epoch, monitor train loss."""
-    with open_dict(cfg):
-        cfg.optimized_metric = "train/acc"
-        cfg.trainer.limit_val_batches = 0
-        cfg.validate_best = False
-        if cfg.get("callbacks"):
-            cfg.callbacks.pop("early_stopping", None)
-            if "model_checkpoint" in cfg.callbacks:
-                cfg.callbacks.model_checkpoint.monitor = None
-                cfg.callbacks.model_checkpoint.filename = "epoch_{epoch:03d}"
-        if (cfg.scheduler.get("monitor") or "").startswith("val/"):
-            cfg.scheduler.monitor = "train/loss"
-
-
-def _one_checkpoint_per_epoch_without_monitor(cfg: DictConfig) -> None:
-    """Without a monitor, model_checkpoint saves every epoch and keeps last.ckpt current itself;
-    the separate last_checkpoint would be a second, identical ModelCheckpoint (Lightning refuses two)."""
-    callbacks = cfg.get("callbacks") or {}
-    if "model_checkpoint" in callbacks and callbacks.model_checkpoint.get("monitor") is None and "last_checkpoint" in callbacks:
-        with open_dict(cfg):
-            cfg.callbacks.pop("last_checkpoint")
-            cfg.callbacks.model_checkpoint.save_last = True
-
-
-def _validate_on_file_only(cfg: DictConfig) -> None:
-    """No held-out writers but a data.val_file: what would watch val/* watches dev/* instead."""
-    with open_dict(cfg):
-        for holder, key in ((cfg, "optimized_metric"), (cfg.scheduler, "monitor")):
-            if (holder.get(key) or "").startswith("val/"):
-                holder[key] = "dev/" + holder[key].removeprefix("val/")
 
 
 def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
@@ -101,7 +71,7 @@ def ensure_data(train_path: Path) -> None:
 
     message = (f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
                f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`")
-    if sys.stdin.isatty() and download.network_reachable():
+    if sys.stdin.isatty() and reachable(download.DEFAULT_BASE_URL):
         answer = input(f"{train_path} is missing. Download Kannada-MNIST into {train_path.parent} now? [y/N] ")
         if answer.strip().lower() in ("y", "yes"):
             download.download(train_path.parent)
@@ -110,20 +80,17 @@ def ensure_data(train_path: Path) -> None:
 
 
 def build_module(cfg: DictConfig) -> Classifier:
+    """The LightningModule around the configured network: GraphedClassifier under model.cuda_graph."""
     scheduler = instantiate(cfg.scheduler.fn) if cfg.scheduler.get("fn") else None
     net = build_network(OmegaConf.to_container(cfg.model, resolve=True))
     if cfg.model.get("channels_last"):
         net = net.to(memory_format=torch.channels_last)  # the data module sends channels_last batches too
-    cuda_graph = bool(cfg.model.get("cuda_graph", False))
-    if cuda_graph and cfg.model.get("compile"):
-        raise ConfigError("model.cuda_graph=true and model.compile=true: pick one (model.compile=reduce-overhead is "
-                          "torch.compile's own CUDA-graph mode)")
     if cfg.model.get("compile"):
         # In place, so state_dict keys (and checkpoints) stay those of the plain network.
         # compile=true is torch.compile's default mode; a string picks a mode ("reduce-overhead": CUDA graphs).
-        mode = cfg.model.compile if isinstance(cfg.model.compile, str) else None
-        net.compile(mode=mode)
-    return Classifier(
+        net.compile(mode=cfg.model.compile if isinstance(cfg.model.compile, str) else None)
+    module_class = GraphedClassifier if cfg.model.get("cuda_graph") else Classifier
+    return module_class(
         net=net,
         optimizer=instantiate(cfg.optim),
         scheduler=scheduler,
@@ -132,7 +99,6 @@ def build_module(cfg: DictConfig) -> Classifier:
         label_smoothing=cfg.loss.label_smoothing,
         finetune=OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else None,
         config=plain_config(cfg),
-        cuda_graph=cuda_graph,
         teacher=build_teacher(cfg),
     )
 
@@ -144,12 +110,6 @@ def build_teacher(cfg: DictConfig) -> TeacherEnsemble | None:
         return None
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return TeacherEnsemble(list(distill.teachers), weight=distill.weight, student_data=data)
-
-
-def plain_config(cfg: DictConfig) -> dict:
-    """The run's resolved config as plain containers (stored in checkpoints; no Hydra internals)."""
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-            for key in cfg if key != "hydra"}
 
 
 def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path) -> float | None:
@@ -176,24 +136,34 @@ def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule
     return suggestion
 
 
-def train(cfg: DictConfig) -> dict:
+@dataclass
+class TrainedRun:
+    """What `train` built, for callers that look further than the metrics (tests, notebooks)."""
+    cfg: DictConfig              # the config the run ran with (composed + derived.yaml)
+    output_dir: Path
+    datamodule: KannadaMNISTDataModule
+    module: Classifier
+    trainer: pl.Trainer
+
+
+def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
+    """Fit, validate the best checkpoint, report; returns metrics.json's contents and the run.
+    `cfg` is read, never edited: what follows from it is derived into a copy (`derived.yaml`)."""
+    check_options(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     # TF32 for float32 matmuls/convs on tensor-core GPUs (bf16-mixed runs mostly avoid fp32 anyway).
-    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
     datamodule: KannadaMNISTDataModule = instantiate(cfg.data)
     ensure_data(datamodule.path(datamodule.train_file))
-    if not datamodule.val_set_names:
-        _without_validation(cfg)
-    elif not datamodule.holds_out_validation:
-        _validate_on_file_only(cfg)
-    _one_checkpoint_per_epoch_without_monitor(cfg)
+    cfg, derived = derive_run_config(cfg, datamodule.val_set_names, datamodule.holds_out_validation)
+    with open_dict(cfg):  # resolved once, before any other rank starts: every rank resumes from the same file
+        cfg.ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir))
+    if pl.utilities.rank_zero_only.rank == 0:
+        write_derived(derived, output_dir / "derived.yaml")
 
-    if cfg.get("finetune"):
-        with open_dict(cfg):  # the two stages make up the whole run
-            cfg.trainer.max_epochs = cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs
     module = build_module(cfg)
     distributed.cpu_without_sync_batchnorm(cfg, module)
     callbacks = instantiate_group(cfg.get("callbacks"))
@@ -204,15 +174,6 @@ def train(cfg: DictConfig) -> dict:
     loggers = instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     datamodule.per_process_batch_size(trainer.world_size)  # one clear line before any process starts
-    if cfg.model.get("cuda_graph") and trainer.world_size > 1:
-        raise ConfigError(f"model.cuda_graph=true runs on one device; this trainer has {trainer.world_size} processes")
-    if cfg.model.get("cuda_graph") and str(cfg.trainer.get("precision", "")).startswith("16"):
-        # fp16 needs a loss scaler around backward; the graph calls backward itself (bf16 needs none).
-        raise ConfigError(f"model.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; use bf16-mixed or 32-true")
-
-    # Resolved once, before any other rank starts: every rank resumes from the same file.
-    with open_dict(cfg):
-        cfg.ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir))
 
     metrics: dict = {}
     # DDP: every rank runs this block (fit and validate are collective); the rest is rank 0's.
@@ -243,7 +204,7 @@ def train(cfg: DictConfig) -> dict:
         score = metrics.get(cfg.optimized_metric)
         log.info("%s = %s after %d epochs (%.1f s); best checkpoint: %s", cfg.optimized_metric,
                  f"{score:.4f}" if isinstance(score, float) else score, trainer.current_epoch, train_seconds, metrics["best_ckpt"])
-    return metrics
+    return metrics, TrainedRun(cfg, output_dir, datamodule, module, trainer)
 
 
 def run_title(cfg: DictConfig) -> str:

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
-from kmnist.atomic import write_json
-from kmnist.data.io import DigitTable, atomic_write_csv, read_digits, table_to_frame
-from kmnist.inference import load_checkpoint, predict_proba, resolve_device, write_submission
+from kmnist.data.io import DigitTable, read_digits, table_to_frame
+from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device, write_submission
+from kmnist.errors import ConfigError
+from kmnist.utils.atomic import atomic_write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> dict:
     threshold = cfg.get("pseudo_label_threshold")
     if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
-        raise SystemExit(f"error: pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
+        raise ConfigError(f"pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
     models = [load_checkpoint(p) for p in paths]
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))

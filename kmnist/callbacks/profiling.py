@@ -1,7 +1,7 @@
 """Where a training step's time goes: torch.profiler over a window of steps, plus every host-device
 sync in that window with the Python line that caused it.
 
-    python train.py experiment=best_gpu +callbacks.profile._target_=kmnist.profiling.StepProfiler
+    python train.py experiment=best_gpu +callbacks.profile._target_=kmnist.callbacks.profiling.StepProfiler
 
 Lightning's `trainer.profiler=pytorch` traces fixed early steps and writes trace files; this
 profiles steady-state steps (after warm-up) and prints one table, which is what a GPU lease of a

@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from rich.progress import track
 from torch import nn
 
-from kmnist.data.io import atomic_write_csv
-from kmnist.errors import CheckpointError, DataError
+from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
+from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network
+from kmnist.models.probabilities import probabilities
+from kmnist.utils.atomic import atomic_write_csv
 
 DATAMODULE_KEY = "KannadaMNISTDataModule"
 # Flip-free test-time views: the original and one-pixel shifts (a mirrored digit is another digit).
@@ -102,9 +104,9 @@ def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, 
         for model in models:
             for dy, dx in views:
                 inputs = model.preprocess(shifted(x, dy, dx)).contiguous(memory_format=torch.channels_last)
-                probs = probs + torch.softmax(model.net(inputs).float(), dim=-1)
+                probs = probs + probabilities(model.net, inputs)
         out.append((probs / (len(models) * len(views))).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 10), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), dtype=np.float32)
 
 
 def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, overwrite: bool = True) -> Path:

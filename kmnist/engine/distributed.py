@@ -3,7 +3,7 @@
 Lightning's own launcher re-runs `sys.argv` once per extra rank, and under Hydra that goes wrong:
 in a multirun the arguments hold `-m` and the sweep lists, so rank 1 starts a whole sweep of its
 own (a second multirun folder whose leaderboard has no metrics), and in a joblib worker `sys.argv`
-is not train.py at all. So rank 0 starts ranks 1..N-1 as `python -m kmnist.distributed`, hands
+is not train.py at all. So rank 0 starts ranks 1..N-1 as `python -m kmnist.tasks.rank`, hands
 them its resolved config on stdin, and sets LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
 NODE_RANK: Lightning's contract for processes created outside it (`LightningEnvironment`). The
 extra ranks run without Hydra, so the job keeps one run directory and only rank 0 writes to it.
@@ -26,6 +26,8 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
+
+from kmnist.engine.run_config import plain_config
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +116,10 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
 
 
 def _start_rank(rank: int, cfg: DictConfig) -> subprocess.Popen:
-    from kmnist.training import plain_config
-
-    package_root = str(Path(__file__).resolve().parents[1])  # this kmnist, not another installed copy
+    package_root = str(Path(__file__).resolve().parents[2])  # this kmnist, not another installed copy
     env = {**os.environ, "LOCAL_RANK": str(rank),
            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, "-m", "kmnist.distributed"], stdin=subprocess.PIPE, env=env, text=True)
+    child = subprocess.Popen([sys.executable, "-m", "kmnist.tasks.rank"], stdin=subprocess.PIPE, env=env, text=True)
     # Resolved (the child has no Hydra to resolve `${hydra:...}` with), and without the hydra node.
     child.stdin.write(OmegaConf.to_yaml(plain_config(cfg)))
     child.stdin.close()
@@ -152,24 +152,3 @@ class _Watcher(threading.Thread):
                 log.error("rank 0 is still waiting for the dead rank after %.0f s: killing it", _GRACE_SECONDS)
                 os.kill(os.getpid(), signal.SIGKILL)
             return
-
-
-def main() -> None:
-    """Rank 1..N-1 of a job that rank 0 started: its resolved config arrives on stdin."""
-    from kmnist.errors import user_error
-    from kmnist.training import train
-
-    cfg = OmegaConf.create(sys.stdin.read())
-    # Rank 0 tells the story; the other ranks speak up only for warnings and errors.
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        train(cfg)
-    except Exception as err:  # rank 0 hits and reports the same error
-        if (cause := user_error(err)) is None:
-            raise
-        raise SystemExit(f"rank {os.environ.get('LOCAL_RANK')}: error: {cause}") from None
-
-
-if __name__ == "__main__":
-    main()

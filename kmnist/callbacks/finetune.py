@@ -7,16 +7,12 @@ Lightning's `BaseFinetuning` is not used for the stages: its `freeze` turns Batc
 statistics off rather than keeping the layers in eval mode, and `unfreeze_and_add_param_group`
 adds groups mid-run, which breaks `OneCycleLR` (the schedule is built for the groups it saw). So
 each stage gets a fresh optimizer and one-cycle schedule over its own steps, through
-`strategy.setup_optimizers`, with every parameter group built up front.
+`strategy.setup_optimizers`, with every parameter group built up front (kmnist.engine.optimizers).
 """
 
 from __future__ import annotations
 
-import math
-from functools import partial
-
 import lightning.pytorch as pl
-import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -27,13 +23,6 @@ def layer_groups(net: nn.Module) -> list[nn.Module]:
     if len(groups) < 2:
         raise ValueError(f"{type(net).__name__} has {len(groups)} layer group(s); fine-tuning needs a body and a head")
     return groups
-
-
-def discriminative_lrs(lr_min: float, lr_max: float, n: int) -> list[float]:
-    """Geometric spread from lr_min (stem) to lr_max (head), like fastai's `slice(lr_min, lr_max)`."""
-    if n == 1:
-        return [lr_max]
-    return [lr_min * (lr_max / lr_min) ** (i / (n - 1)) for i in range(n)]
 
 
 def set_trainable(modules: list[nn.Module], trainable: bool) -> None:
@@ -48,26 +37,6 @@ def frozen_batchnorm_to_eval(modules: list[nn.Module]) -> None:
         for layer in module.modules():
             if isinstance(layer, _BatchNorm):
                 layer.eval()
-
-
-def stage_optimizer(net: nn.Module, optimizer_factory: partial, stage: str, head_lr: float, lr_min: float, lr_max: float):
-    """The optimizer of a stage, every group built up front: the head alone, or all groups."""
-    groups = layer_groups(net)
-    if stage == "frozen":
-        return optimizer_factory(params=[{"params": list(groups[-1].parameters()), "lr": head_lr}]), [head_lr]
-    lrs = discriminative_lrs(lr_min, lr_max, len(groups))
-    params = [{"params": list(group.parameters()), "lr": lr} for group, lr in zip(groups, lrs)]
-    return optimizer_factory(params=params), lrs
-
-
-def one_cycle_steps(total_steps: int, pct_start: float) -> int:
-    """OneCycleLR divides by zero when its warm-up ends on step 0 (tiny debug runs): pad the length."""
-    return max(int(total_steps), math.ceil(2 / pct_start) + 1)
-
-
-def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25):
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=one_cycle_steps(total_steps, pct_start),
-                                               pct_start=pct_start)
 
 
 class FineTuneStages(pl.Callback):

@@ -1,4 +1,4 @@
-"""The accuracy pipeline in one command: `python -m kmnist.pipeline [key=value ...]` (conf/pipeline.yaml).
+"""The accuracy pipeline in one command: `python -m kmnist.tasks.pipeline [key=value ...]` (conf/pipeline.yaml).
 
 1. members: train k models (train.py's config + `train` + each member's overrides);
 2. ensemble: average their probabilities (with flip-free TTA) on the dev, test and Dig files;
@@ -24,9 +24,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.atomic import atomic_write, write_json
 from kmnist.data.io import DigitTable, read_digits
 from kmnist.errors import ConfigError
+from kmnist.tasks.wrapper import task_wrapper
+from kmnist.utils.atomic import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,10 @@ class Pipeline:
 
     def train_run(self, overrides: list[str], output_dir: Path) -> tuple[str, float]:
         """One training run (a kmnist run directory): its best checkpoint and training seconds."""
-        from kmnist.training import train
+        from kmnist.tasks.train import train
 
         extra = [f"data.val_file={quoted(self.cfg.dev_file)}"] if self.cfg.dev_file else []
-        metrics = train(compose_run([*self.cfg.train, *extra, *overrides], output_dir))
+        metrics, _ = train(compose_run([*self.cfg.train, *extra, *overrides], output_dir))
         checkpoint = metrics.get("best_ckpt")
         if not checkpoint:
             raise ConfigError(f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)")
@@ -100,7 +101,7 @@ class Pipeline:
     def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
         """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are
         computed once per file: a member scored alone is not scored again inside its ensemble."""
-        from kmnist.inference import load_checkpoint, predict_proba, resolve_device
+        from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device
 
         for path in checkpoints:
             if (path, split) not in self.cache:
@@ -117,7 +118,7 @@ class Pipeline:
 
     def submit(self, stage: Stage) -> np.ndarray:
         """Write the stage's test (and Dig) submissions; return its test probabilities."""
-        from kmnist.inference import write_submission
+        from kmnist.engine.inference import write_submission
 
         test_probs = None
         for split in ("test", "dig"):
@@ -157,7 +158,7 @@ class Pipeline:
         return stage
 
     def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path) -> tuple[Path | None, int]:
-        from kmnist.prediction import write_pseudo_labels
+        from kmnist.tasks.predict import write_pseudo_labels
 
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
         return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
@@ -204,7 +205,7 @@ class Pipeline:
     def write_table(self) -> None:
         rows = [stage.row() for stage in self.stages]
         write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": bool(self.cfg.tta)})
-        atomic_write(self.root / "pipeline.md", lambda tmp: tmp.write_text(markdown_table(rows)))
+        atomic_write_text(self.root / "pipeline.md", markdown_table(rows))
 
 
 def percent(value: float | None) -> str:
@@ -220,18 +221,16 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="pipeline")
-def main(cfg: DictConfig) -> None:
-    from kmnist.errors import user_error
+def run_pipeline(cfg: DictConfig) -> Pipeline:
+    pipeline = Pipeline(cfg)
+    pipeline.run()
+    return pipeline
 
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="pipeline")
+def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
-    try:
-        pipeline = Pipeline(cfg)
-        pipeline.run()
-    except Exception as err:  # a bad option, file or checkpoint: one line; anything else: its traceback
-        if (cause := user_error(err)) is None:
-            raise
-        raise SystemExit(f"error: {cause}") from None
+    pipeline = task_wrapper(run_pipeline)(cfg)
     print(markdown_table([stage.row() for stage in pipeline.stages]), end="")
     print(f"pipeline: {time.perf_counter() - start:.0f} s; submissions and the table in {pipeline.root}")
 

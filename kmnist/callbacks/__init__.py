@@ -1,0 +1,1 @@
+"""Lightning callbacks, one per file; each is named by a conf/callbacks/*.yaml."""

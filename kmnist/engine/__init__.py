@@ -1,0 +1,1 @@
+"""The LightningModule and what runs it: optimiser building, the CUDA-graph step, DDP, inference."""

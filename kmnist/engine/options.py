@@ -1,0 +1,96 @@
+"""Every check of a training config's options, in one place, run before anything is built.
+
+Values out of range and options that cannot be combined end as one `ConfigError` line that names
+`option=value`, instead of a `ZeroDivisionError` or a torch traceback minutes into a run.
+Checks that need the data (e.g. `data.val_writers` against the writers a file holds) stay with
+the data module, which knows the data.
+"""
+
+from __future__ import annotations
+
+from numbers import Number
+
+from omegaconf import DictConfig, OmegaConf
+
+from kmnist.errors import ConfigError
+
+_ABSENT = object()
+
+
+def _number(cfg: DictConfig, key: str, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+    """`key`'s value is a number in the range (`low_open`: above, not at, `low`)."""
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    if value is _ABSENT:  # a config without this option (e.g. an optimiser without momentum)
+        return
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(f"{key}=null: expected a number")
+    if isinstance(value, bool) or not isinstance(value, Number) or (integer and not float(value).is_integer()):
+        raise ConfigError(f"{key}={value!r}: expected {'an integer' if integer else 'a number'}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ConfigError(f"{key}={value}: expected a value in {span}")
+
+
+def check_value_ranges(cfg: DictConfig) -> None:
+    _number(cfg, "data.batch_size", low=1, integer=True)
+    _number(cfg, "data.eval_batch_size", low=1, integer=True)
+    _number(cfg, "data.limit_rows", low=1, integer=True, optional=True)
+    _number(cfg, "data.val_writers", low=0, integer=True)
+    _number(cfg, "data.val_rows", low=0, integer=True)
+    _number(cfg, "data.val_fraction", low=0, high=1, high_open=True)
+    _number(cfg, "optim.lr", low=0, low_open=True)
+    _number(cfg, "optim.weight_decay", low=0, optional=True)
+    _number(cfg, "optim.momentum", low=0, optional=True)
+    _number(cfg, "trainer.max_epochs", low=1, integer=True)
+    _number(cfg, "loss.label_smoothing", low=0, high=1, high_open=True)
+    if cfg.loss.get("distill") and cfg.loss.distill.get("teachers"):
+        _number(cfg, "loss.distill.weight", low=0, high=1, low_open=True)
+    if cfg.model.get("dropout") is not None:
+        _number(cfg, "model.dropout", low=0, high=1, high_open=True)
+    if cfg.get("finetune"):
+        _number(cfg, "finetune.frozen_epochs", low=0, integer=True)
+        _number(cfg, "finetune.unfrozen_epochs", low=0, integer=True)
+        _number(cfg, "finetune.lr_min", low=0, low_open=True)
+        _number(cfg, "finetune.lr_max", low=0, low_open=True)
+
+
+def processes(trainer_cfg: DictConfig) -> int:
+    """How many processes the trainer config asks for; `auto`/-1 devices count as one unless the
+    strategy is DDP (the Trainer, not yet built, would know the machine's count)."""
+    devices = trainer_cfg.get("devices", 1)
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        per_node = len(devices)
+    elif isinstance(devices, int) and devices > 0:
+        per_node = devices
+    else:
+        per_node = 2 if "ddp" in str(trainer_cfg.get("strategy", "")) else 1
+    return per_node * int(trainer_cfg.get("num_nodes", 1) or 1)
+
+
+def check_combinations(cfg: DictConfig) -> None:
+    model = cfg.model
+    if model.get("cuda_graph"):
+        if model.get("compile"):
+            raise ConfigError("model.cuda_graph=true and model.compile=true: pick one (model.compile=reduce-overhead is "
+                              "torch.compile's own CUDA-graph mode)")
+        if cfg.get("finetune"):
+            raise ConfigError("model.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)")
+        if str(cfg.trainer.get("precision", "")).startswith("16"):
+            # fp16 needs a loss scaler around backward; the graph calls backward itself (bf16 needs none).
+            raise ConfigError(f"model.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; "
+                              f"use bf16-mixed or 32-true")
+        if (n := processes(cfg.trainer)) > 1:
+            raise ConfigError(f"model.cuda_graph=true runs on one device; this trainer asks for {n} processes")
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Raise a ConfigError naming the first option at fault; return quietly when all are sound."""
+    check_value_ranges(cfg)
+    check_combinations(cfg)

@@ -1,0 +1,45 @@
+"""One way for every entry point (train, predict, export, the pipeline, a DDP rank) to end.
+
+Like lightning-hydra-template's `task_wrapper`: a user's mistake (a `ConfigError`, `DataError`,
+`CheckpointError` or `ExportError`, however deeply Hydra wrapped it) ends as one `error: ...`
+line and exit code 1; anything else is a bug and keeps its traceback. A SIGTERM that Lightning
+turned into a saved checkpoint ends with exit code 143 (128 + SIGTERM, as schedulers expect).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Callable, TypeVar
+
+from kmnist.errors import user_error
+
+T = TypeVar("T")
+
+
+def _rank_prefix() -> str:
+    """Ranks other than 0 say who they are: rank 0 reports the same error."""
+    rank = os.environ.get("LOCAL_RANK")
+    return f"rank {rank}: " if rank not in (None, "0") else ""
+
+
+def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(task)
+    def run(cfg, *args, **kwargs) -> T:
+        try:
+            return task(cfg, *args, **kwargs)
+        except Exception as err:
+            if (cause := user_error(err)) is None:
+                raise
+            raise SystemExit(f"{_rank_prefix()}error: {cause}") from None
+        except SystemExit as exit_:
+            from lightning.pytorch.utilities.exceptions import SIGTERMException  # only Lightning raises it
+
+            if not isinstance(exit_, SIGTERMException):
+                raise
+            output_dir = cfg.get("paths", {}).get("output_dir")
+            print(f"SIGTERM: checkpoint saved; resume with ckpt_path={output_dir}", file=sys.stderr)
+            raise SystemExit(143) from None
+
+    return run

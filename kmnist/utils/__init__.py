@@ -1,0 +1,1 @@
+"""Small utilities: atomic writes, option hints, hashing, a network probe."""
