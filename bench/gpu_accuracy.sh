@@ -8,7 +8,7 @@
 # Steps run in priority order, each under its own time limit. GRIDS picks and orders the grids;
 # PIPELINE_TRAIN / SEEDS set the pipeline's recipe (e.g. after a grid found a better arm).
 # Needs KMNIST_DATA. Smoke-test without a GPU (seconds per run):
-#   EXTRA="trainer.accelerator=cpu trainer=default data.on_device=false model.cuda_graph=false trainer.max_epochs=1
+#   EXTRA="trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false trainer.max_epochs=1
 #          trainer.limit_train_batches=3 data.limit_rows=3840 data.val_writers=1 report=false" GRIDS=dev_width SEEDS=[0,1] \
 #   bash bench/gpu_accuracy.sh /tmp/acc
 set -u

@@ -55,6 +55,6 @@ step throughput 110 $PY bench/throughput.py --device $DEVICE --batch-sizes 256,1
 
 # 5. The smaller batch (slower, a little more accurate), and torch.compile, on the flagship.
 step flagship_bs512 170 $PY bench/time_to_accuracy.py --experiment best_gpu --runs 3 --keep "$W/runs_bs512" --out "$W/time_to_accuracy_gpu_bs512.json" -- data.batch_size=512 optim.lr=0.006 $EXTRA
-step flagship_compile 140 $PY bench/time_to_accuracy.py --experiment best_gpu --runs 1 --keep "$W/runs_compile" --out "$W/time_to_accuracy_gpu_compile.json" -- model.compile=true model.cuda_graph=false $EXTRA
+step flagship_compile 140 $PY bench/time_to_accuracy.py --experiment best_gpu --runs 1 --keep "$W/runs_compile" --out "$W/time_to_accuracy_gpu_compile.json" -- speed.compile=true speed.cuda_graph=false $EXTRA
 step throughput_compile 100 $PY bench/throughput.py --device $DEVICE --models kresnet,cnn --batch-sizes 1024 --channels-last --compile --seconds 0.4 --out "$W/throughput_gpu_compile.json"
 echo "=== done $(date +%T)"

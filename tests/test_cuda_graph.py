@@ -1,4 +1,4 @@
-"""model.cuda_graph=true: forward + backward replayed as a CUDA graph, the optimiser stepped by the module.
+"""speed.cuda_graph=true: forward + backward replayed as a CUDA graph, the optimiser stepped by the module.
 
 On CPU the option runs the same manual-optimisation loop eagerly, and must train exactly as
 Lightning's automatic loop does. The graph itself needs a GPU: those tests skip without one (the
@@ -41,7 +41,7 @@ def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, sch
     results = []
     for graph in (False, True):
         cfg = compose_train("model=cnn", f"scheduler={scheduler}", "report=false", "validate_best=false",
-                            "trainer.deterministic=true", f"model.cuda_graph={str(graph).lower()}")
+                            "trainer.deterministic=true", f"speed.cuda_graph={str(graph).lower()}")
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / str(graph))
             cfg.trainer.max_epochs = 3
@@ -62,9 +62,9 @@ def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, sch
     assert manual_lrs == auto_lrs and len(auto_lrs) == 15 and min(auto_lrs) < max(auto_lrs)
 
 
-@pytest.mark.parametrize("option", ["model.compile=true", "finetune=fastai", "trainer.precision=16-mixed"])
+@pytest.mark.parametrize("option", ["speed.compile=true", "finetune=fastai", "trainer.precision=16-mixed"])
 def test_cuda_graph_refuses_what_it_cannot_combine_with(compose_train, option):
-    cfg = compose_train("model=cnn", "model.cuda_graph=true", option)
+    cfg = compose_train("model=cnn", "speed.cuda_graph=true", option)
     with pytest.raises(ConfigError, match="cuda_graph"):
         train(cfg)
 
@@ -72,17 +72,17 @@ def test_cuda_graph_refuses_what_it_cannot_combine_with(compose_train, option):
 def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
     """The two loops count steps apart: a resumed run would restart its step count."""
     train(compose_train("model=cnn", "report=false", "validate_best=false"))
-    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "model.cuda_graph=true",
+    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "speed.cuda_graph=true",
                         f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}")
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
-    with pytest.raises(ConfigError, match="model.cuda_graph=false"):
+    with pytest.raises(ConfigError, match="speed.cuda_graph=false"):
         train(cfg)
 
 
 def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path):
     """The LR finder's own scheduler must be stepped by the module (Lightning steps none here)."""
-    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "model.cuda_graph=true",
+    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "speed.cuda_graph=true",
                         "tune.lr_find=true", "tune.num_training=8", "scheduler=none")
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 10
@@ -150,7 +150,7 @@ def test_lightning_fit_with_cuda_graph_learns_as_eager_does(compose_train, tmp_p
     """Through the real Trainer, across validations (which free gradients) and epochs."""
     results = {}
     for graph in (False, True):
-        cfg = compose_train("experiment=best_gpu", f"model.cuda_graph={str(graph).lower()}", "report=false",
+        cfg = compose_train("experiment=best_gpu", f"speed.cuda_graph={str(graph).lower()}", "report=false",
                             "validate_best=false")
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / str(graph))

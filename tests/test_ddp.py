@@ -77,6 +77,7 @@ def test_indivisible_batch_fails_before_any_process_starts(compose_train):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(data_dir, tmp_path):
     common = [f"data.dir={data_dir}", *SLICE, "trainer.max_epochs=2"]
     one = run_cli("train.py", *common, f"paths.log_dir={tmp_path / 'one'}", cwd=tmp_path)
@@ -108,6 +109,7 @@ def test_two_process_ddp_matches_one_process(data_dir, tmp_path):
         torch.testing.assert_close(ddp_weights[key], one_weights[key], rtol=1e-4, atol=1e-5, msg=key)  # measured: 5e-7 at most
 
 
+@pytest.mark.slow
 def test_ddp_multirun_jobs_get_their_own_ports_and_folders(data_dir, tmp_path):
     """Three DDP jobs on two joblib workers: two run at once (ports must differ), and one runs
     after another in the same worker (which must launch afresh)."""

@@ -55,7 +55,7 @@ def mean_kl(teacher: torch.Tensor, student_net: torch.nn.Module, x: torch.Tensor
 def test_a_student_moves_toward_its_fixed_teacher(compose_train, teacher_ckpt, data_dir, tmp_path, manual_loop):
     cfg = compose_train("model=cnn", "model.dropout=0", "data/augment=none", "report=false",
                         f"loss.distill.teachers=[{teacher_ckpt}]", "loss.distill.weight=1.0",
-                        f"model.cuda_graph={str(manual_loop).lower()}")  # the CUDA-graph loop runs eagerly on CPU
+                        f"speed.cuda_graph={str(manual_loop).lower()}")  # the CUDA-graph loop runs eagerly on CPU
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_train_batches = 30

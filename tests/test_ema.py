@@ -34,6 +34,7 @@ def test_exponential_average_matches_torchs_ema():
     assert not torch.allclose(ours.module[0].weight, net[0].weight)
 
 
+@pytest.mark.slow
 def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_path):
     cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5",
                         "~callbacks.show_batch", "scheduler=none")  # a fixed LR, so the run can be extended
@@ -56,6 +57,7 @@ def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_pa
     assert int(resumed["averaging_state"]["n_averaged"]) == 12
 
 
+@pytest.mark.slow
 def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compose_train, tmp_path):
     cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5",
                         "~callbacks.show_batch")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,7 @@ def test_stages_freeze_then_unfreeze_with_discriminative_lrs(compose_train, monk
     assert stage2 == pytest.approx(discriminative_lrs(1e-5, 1e-3, len(layer_groups(net))))
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_stays_in_eval_mode(compose_train, monkeypatch):
     cfg = compose_train("model=convnet", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=1")
     with open_dict(cfg):
@@ -89,7 +91,9 @@ def test_lr_finder_saves_plot_and_uses_suggestion(compose_train, tmp_path):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_completes_fast_dev_run(compose_train, experiment):
+def test_experiment_trains_with_its_recipe(compose_train, experiment):
+    """One real step of each notebook recipe: its network and optimiser are the ones built, the
+    weights move, and the loss is a number (the composed values themselves: test_recipes.py)."""
     overrides = [f"experiment={experiment}", "trainer.fast_dev_run=true"]
     if experiment == "notebook_resnet50":
         overrides.append("model.pretrained=false")
@@ -98,8 +102,10 @@ def test_experiment_completes_fast_dev_run(compose_train, experiment):
         cfg.trainer.limit_train_batches = None
         cfg.trainer.limit_val_batches = None
         cfg.data.batch_size = min(cfg.data.batch_size, 16)
-    assert cfg.model.name in experiment or experiment.endswith(cfg.model.name)
-    train(cfg)
+    metrics, run = train(cfg)
+    assert type(run.module.net).__module__ == f"kmnist.models.{cfg.model.name}"
+    assert type(run.trainer.optimizers[0]).__name__ == cfg.optim._target_.rsplit(".", 1)[1]
+    assert run.trainer.global_step >= 1 and math.isfinite(metrics["train/loss"])
 
 
 def test_notebook_resnet50_both_stages_from_local_weights(compose_train, tmp_path):

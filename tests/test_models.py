@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from kmnist.models import build_network, create_model
+from kmnist.models import InputSpec, build_network, create_model, input_spec
 
 
 def conv(cin, cout, k, bias=True):
@@ -116,12 +116,20 @@ def test_overfits_one_batch(name):
     assert losses[-1] < 0.3 * losses[0], losses
 
 
-def test_build_network_strips_framework_keys():
-    cfg = {"name": "dnn", "num_classes": 10, "in_chans": 1, "input_size": 28, "imagenet_norm": False,
-           "channels_last": False, "compile": False,
-           "n_neurons": 64, "hidden": [300, 32], "activation": "leaky_relu"}
+def test_build_network_takes_a_model_config_of_constructor_arguments():
+    cfg = {"name": "dnn", "n_neurons": 64, "hidden": [300, 32], "activation": "leaky_relu"}
     model = build_network(cfg)
     assert n_params(model) == dense(784, 64) + dense(64, 32) + dense(32, 10)
+    with pytest.raises(TypeError, match="channels_last"):  # speed options are not the network's
+        build_network({**cfg, "channels_last": True})
+
+
+def test_input_spec_is_the_networks_and_the_config_can_change_its_shape():
+    assert input_spec({"name": "cnn"}) == InputSpec(in_chans=1, input_size=28, imagenet_norm=False)
+    assert input_spec({"name": "resnet50"}) == InputSpec(in_chans=3, input_size=32, imagenet_norm=True)
+    assert input_spec({"name": "resnet50", "input_size": 64}).input_size == 64
+    net = build_network({"name": "resnet50", "pretrained": False})
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)  # built for the spec it registered
 
 
 def test_unknown_model_lists_known():

@@ -33,6 +33,7 @@ def hydra_list(items: list[str]) -> str:
     return "[" + ",".join(f"'{item}'" for item in items) + "]"
 
 
+@pytest.mark.slow
 def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
     root = tmp_path / "pipe"
     done = run_pipeline(f"train={hydra_list(TINY)}", "seeds=[0,1]", "pseudo_label.threshold=0.1",

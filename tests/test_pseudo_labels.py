@@ -26,6 +26,7 @@ def predict_cfg(*overrides: str):
     return cfg
 
 
+@pytest.mark.slow
 def test_pseudo_labels_hold_the_confident_rows_and_train_the_second_stage(compose_train, data_dir, tmp_path):
     ckpt = train(compose_train())[0]["best_ckpt"]
     test_file = data_dir / "test.csv.gz"

@@ -9,13 +9,11 @@ import torch
 from matplotlib import font_manager
 from matplotlib.image import imread
 
-from kmnist.report.batch import plot_batch
-from kmnist.report.curves import plot_curves
-from kmnist.report.evaluation import evaluate
-from kmnist.report.labels import digit_labels
 from kmnist.report import labels as labels_module
-from kmnist.report.curves import curves_figure
-from kmnist.report.evaluation import most_confident_errors
+from kmnist.report.batch import plot_batch
+from kmnist.report.curves import curves_figure, plot_curves
+from kmnist.report.evaluation import evaluate, most_confident_errors
+from kmnist.report.labels import digit_labels
 
 EVALUATION_FILES = ["confusion.png", "confusion_normalized.png", "per_class.png", "errors.png"]
 

@@ -3,6 +3,8 @@ uninterrupted run ends (CPU, deterministic): same weights, same validation metri
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -29,6 +31,7 @@ def final_state(run_dir: Path) -> tuple[dict, dict]:
     return metrics, weights
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(data_dir, tmp_path):
     done = run_cli("train.py", *args(data_dir, tmp_path / "straight"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -60,6 +63,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(data_dir, tmp_path):
         assert torch.equal(straight_weights[key], resumed_weights[key]), key
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resumes(data_dir, tmp_path):
     run = tmp_path / "preempted"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -17,6 +17,7 @@ def tiny_run(tmp_path) -> list[str]:
             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}"]
 
 
+@pytest.mark.slow
 def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     done = run_cli(
         "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", f"data.dir={data_dir}",
@@ -48,6 +49,7 @@ def test_launcher_and_search_configs_compose(overrides, check):
     assert check(cfg.hydra)
 
 
+@pytest.mark.slow
 def test_a_dev_grid_ranks_arms_on_dev_over_seeds(data_dir, tmp_path):
     """2 arms x 3 seeds through the real CLI: the leaderboard ranks by dev/acc, one arm per setting."""
 

@@ -43,6 +43,7 @@ def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
     assert metrics["val/acc"] == pytest.approx(float(ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]["best_model_score"]))
 
 
+@pytest.mark.slow
 def test_run_report_matches_the_validated_metrics(compose_train, tmp_path):
     cfg = compose_train("model=cnn")
     with open_dict(cfg):
@@ -61,6 +62,7 @@ def test_run_report_matches_the_validated_metrics(compose_train, tmp_path):
     assert {"val/f1_macro", "val/precision_micro"} <= set(json.loads((tmp_path / "metrics.json").read_text()))
 
 
+@pytest.mark.slow
 def test_training_learns(compose_train):
     """A few dozen steps on real digits must beat chance by far (a broken loss or label path cannot)."""
     cfg = compose_train("model=cnn", "optim.lr=0.003")
@@ -103,6 +105,7 @@ def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_p
     np.testing.assert_array_equal(probs.argmax(1), submission["label"].to_numpy())
 
 
+@pytest.mark.slow
 def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, data_dir, tmp_path):
     ckpt = train(compose_train())[0]["best_ckpt"]
     out = tmp_path / "labelled_sub.csv"
@@ -139,6 +142,7 @@ def test_missing_data_fails_with_a_clear_line(tmp_path):
     assert "KMNIST_DATA" in last and "kmnist.data.download" in last and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_two_job_multirun(data_dir, tmp_path):
     done = run_cli(
         "train.py", "-m", "model=cnn", "optim.lr=0.01,0.001", f"data.dir={data_dir}", "data.val_writers=1",
@@ -163,13 +167,22 @@ def test_two_job_multirun(data_dir, tmp_path):
         assert (job / "curves.png").is_file() and (job / "per_class.csv").is_file()
 
 
-def test_channels_last_and_compile_options_train_and_predict(compose_train, data_dir):
-    cfg = compose_train("model=kresnet", "model.channels_last=true", "report=false")
-    metrics, _ = train(cfg)
-    model = load_checkpoint(metrics["best_ckpt"])  # plain state_dict keys despite the options
+@pytest.mark.parametrize("option,model", [("speed.channels_last=true", "kresnet"),
+                                          pytest.param("speed.compile=true", "cnn", marks=pytest.mark.slow)])
+def test_speed_options_apply_and_leave_plain_checkpoints(compose_train, data_dir, option, model):
+    cfg = compose_train(f"model={model}", "speed.channels_last=false", option, "report=false")
+    metrics, run = train(cfg)
+    net = run.module.net
+    if "compile" in option:
+        assert net._compiled_call_impl is not None  # nn.Module.compile: in place, so the keys stay plain
+    else:
+        assert next(p for p in net.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
+    keys = torch.load(metrics["best_ckpt"], weights_only=True)["state_dict"]
+    assert keys and not any("_orig_mod" in k for k in keys)
     from kmnist.data.io import read_digits
 
-    assert predict_proba([model], read_digits(data_dir / "test.csv.gz").images[:20], progress=False).shape == (20, 10)
+    probs = predict_proba([load_checkpoint(metrics["best_ckpt"])], read_digits(data_dir / "test.csv.gz").images[:20], progress=False)
+    assert probs.shape == (20, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 class _Payload:

@@ -44,6 +44,7 @@ def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tm
     assert pd.read_csv(tmp_path / "per_class.csv")["support"].sum() == 1280  # the held-out writer
 
 
+@pytest.mark.slow
 def test_checkpoint_monitor_follows_optimized_metric(compose_train, tmp_path):
     cfg = compose_train("model=cnn", "data.val_file=${data.dir}/test_dev.csv.gz", "optimized_metric=dev/acc")
     with open_dict(cfg):

@@ -5,7 +5,7 @@ matching", Beyer et al. 2022), so no soft labels are stored and test images (add
 `data.extra_train`) are taught like training images. The target is a mix of the label and the
 teachers' mean probabilities, and cross-entropy against it equals `weight` x KL(teacher || student)
 plus `1 - weight` x the usual loss, up to a constant. Because the target is just a tensor,
-the CUDA-graph step (`model.cuda_graph`) and label smoothing work unchanged. A temperature is
+the CUDA-graph step (`speed.cuda_graph`) and label smoothing work unchanged. A temperature is
 left out: with T = 1 the soft targets need no rescaled student logits, and
 function matching trains at T = 1.
 """
@@ -34,16 +34,16 @@ class TeacherEnsemble:
     LightningModule) share the teachers rather than duplicating them.
     """
 
-    def __init__(self, checkpoints: list[str | Path], weight: float = 0.9, student_data: dict | None = None):
+    def __init__(self, checkpoints: list[str | Path], weight: float = 0.9, student_inputs: dict | None = None):
         if not checkpoints:
             raise ConfigError("loss.distill.teachers=[]: name at least one checkpoint, e.g. loss.distill.teachers=[a.ckpt,b.ckpt]")
         if not 0.0 < weight <= 1.0:
             raise ConfigError(f"loss.distill.weight={weight}: expected a share in (0, 1] of the loss given to the teachers")
         self.models: list[LoadedModel] = [load_checkpoint(path) for path in checkpoints]
         self.weight = float(weight)
-        if student_data is not None:
+        if student_inputs is not None:
             for model in self.models:
-                check_same_inputs(model, student_data)
+                check_same_inputs(model, student_inputs)
 
     def __deepcopy__(self, memo) -> "TeacherEnsemble":
         return self
@@ -65,11 +65,12 @@ class TeacherEnsemble:
         return torch.lerp(target, self.probabilities(x), self.weight)
 
 
-def check_same_inputs(teacher: LoadedModel, student_data: dict) -> None:
+def check_same_inputs(teacher: LoadedModel, student_inputs: dict) -> None:
     """Refuse a teacher whose preprocessing differs from the student's: it would be scored on
     inputs it was never trained on."""
-    theirs = teacher.config.get("data", {})
     for key in INPUT_SETTINGS:
-        if key in student_data and key in theirs and student_data[key] != theirs[key]:
-            raise ConfigError(f"loss.distill.teachers: {teacher.path} was trained with data.{key}={theirs[key]}, "
-                              f"this student gets data.{key}={student_data[key]}: teacher and student must see the same inputs")
+        theirs = getattr(teacher.preprocess, key)
+        option = "data.scaling" if key == "scaling" else f"input {key}"  # the rest is the network's input spec
+        if key in student_inputs and student_inputs[key] != theirs:
+            raise ConfigError(f"loss.distill.teachers: {teacher.path} was trained with {option}={theirs}, "
+                              f"this student gets {option}={student_inputs[key]}: teacher and student must see the same inputs")

@@ -1,4 +1,4 @@
-"""The Classifier under `model.cuda_graph=true`: forward + backward replayed as one CUDA graph
+"""The Classifier under `speed.cuda_graph=true`: forward + backward replayed as one CUDA graph
 (kmnist.engine.cuda_graph). Lightning cannot step an optimiser around a graph it did not build,
 so this subclass optimises manually: it steps the optimiser and, as Lightning's automatic loop
 would, every scheduler. On the CPU the same loop runs eagerly (tests cover it there)."""

@@ -8,7 +8,7 @@ normalisation statistics from the data module's state saved beside it.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,17 @@ from torch import nn
 from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
 from kmnist.errors import CheckpointError, DataError
-from kmnist.models import build_network
+from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
 from kmnist.utils.atomic import atomic_write_csv
 
 DATAMODULE_KEY = "KannadaMNISTDataModule"
 # Flip-free test-time views: the original and one-pixel shifts (a mirrored digit is another digit).
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+# Checkpoints written before the speed options and the input spec left the model config kept
+# them there; they are not constructor arguments.
+LEGACY_MODEL_KEYS = ("imagenet_norm", "channels_last", "compile", "cuda_graph")
 
 
 @dataclass
@@ -58,7 +62,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         raise CheckpointError(f"{path}: not a kmnist checkpoint (no stored model config); train one with train.py")
 
     # Weights come from the checkpoint: never download or read pretrained ones again.
-    model_cfg = {**config["model"], "pretrained": False, "weights": None} if "pretrained" in config["model"] else dict(config["model"])
+    model_cfg = {k: v for k, v in config["model"].items() if k not in LEGACY_MODEL_KEYS}
+    if "pretrained" in model_cfg:
+        model_cfg.update(pretrained=False, weights=None)
     net = build_network(model_cfg)
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
@@ -68,9 +74,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     # NHWC for inference whatever the training layout: the same numbers, 1.1-2.7x faster on CPU.
     net.eval().to(memory_format=torch.channels_last)
 
-    data_cfg = config.get("data", {})
-    preprocess = Preprocess(scaling=data_cfg.get("scaling", "scale"), input_size=data_cfg.get("input_size", 28),
-                            in_chans=data_cfg.get("in_chans", 1), imagenet_norm=data_cfg.get("imagenet_norm", False))
+    preprocess = Preprocess(scaling=config.get("data", {}).get("scaling", "scale"), **asdict(input_spec(model_cfg)))
     stats = ckpt.get(DATAMODULE_KEY) or {}
     preprocess.set_statistics(stats.get("mean", 0.0), stats.get("std", 1.0))
     return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)

@@ -112,7 +112,7 @@ class Classifier(pl.LightningModule):
             return
         saved = bool(checkpoint.get("hyper_parameters", {}).get("cuda_graph", False))
         if saved != (not self.automatic_optimization):
-            raise ConfigError(f"this checkpoint was trained with model.cuda_graph={str(saved).lower()}: "
+            raise ConfigError(f"this checkpoint was trained with speed.cuda_graph={str(saved).lower()}: "
                               f"resume it with the same value")
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:

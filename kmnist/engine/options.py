@@ -75,19 +75,19 @@ def processes(trainer_cfg: DictConfig) -> int:
 
 
 def check_combinations(cfg: DictConfig) -> None:
-    model = cfg.model
-    if model.get("cuda_graph"):
-        if model.get("compile"):
-            raise ConfigError("model.cuda_graph=true and model.compile=true: pick one (model.compile=reduce-overhead is "
+    speed = cfg.speed
+    if speed.cuda_graph:
+        if speed.compile:
+            raise ConfigError("speed.cuda_graph=true and speed.compile=true: pick one (speed.compile=reduce-overhead is "
                               "torch.compile's own CUDA-graph mode)")
         if cfg.get("finetune"):
-            raise ConfigError("model.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)")
+            raise ConfigError("speed.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)")
         if str(cfg.trainer.get("precision", "")).startswith("16"):
             # fp16 needs a loss scaler around backward; the graph calls backward itself (bf16 needs none).
-            raise ConfigError(f"model.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; "
+            raise ConfigError(f"speed.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; "
                               f"use bf16-mixed or 32-true")
         if (n := processes(cfg.trainer)) > 1:
-            raise ConfigError(f"model.cuda_graph=true runs on one device; this trainer asks for {n} processes")
+            raise ConfigError(f"speed.cuda_graph=true runs on one device; this trainer asks for {n} processes")
 
 
 def check_options(cfg: DictConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.models.registry import register_model
 from kmnist.models.sequential import FeaturesThenClassifier
 
@@ -12,7 +13,7 @@ class CNN1(FeaturesThenClassifier):
     """Conv 12@7x7 / 32@3x3 / 64@3x3 (same padding, ReLU, MaxPool 2 each); Dense 128, Dense 64
     (ReLU, Dropout), Dense num_classes. Keras' default init is Glorot-uniform; kept as PyTorch's."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size: int = 28, dropout: float = 0.5,
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, dropout: float = 0.5,
                  channels: tuple[int, int, int] = (12, 32, 64), hidden: tuple[int, int] = (128, 64)):
         super().__init__()
         c1, c2, c3 = channels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.errors import ConfigError
 from kmnist.models.registry import register_model
 from kmnist.models.sequential import FeaturesThenClassifier
@@ -22,7 +23,7 @@ class ConvNet(FeaturesThenClassifier):
     """[Conv 64@3x3]x3, [Conv 128@3x3]x3, [Conv 256@3x3]x2 (same padding, BN, LeakyReLU 0.1),
     each group followed by MaxPool 2 and Dropout; Dense 256, LeakyReLU, BatchNorm1d; Dense num_classes."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size: int = 28, dropout: float = 0.25):
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, dropout: float = 0.25):
         super().__init__()
         side = input_size // 2 // 2 // 2
         if side < 1:

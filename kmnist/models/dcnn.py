@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.errors import ConfigError
 from kmnist.models.registry import register_model
 from kmnist.models.sequential import FeaturesThenClassifier
@@ -21,7 +22,7 @@ class DCNN(FeaturesThenClassifier):
     Dense 512, Dense 512, Dense num_classes. The notebook's MaxPool2D(1x1) layers are identity
     maps and are left out. Only the first two convolutions have an activation, as in the notebook."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size: int = 28, dropout: float = 0.5,
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, dropout: float = 0.5,
                  dropout_light: float = 0.25):
         super().__init__()
         side = input_size - 6 - 4 - 2 - 2 - 1 - 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.errors import ConfigError
 from kmnist.models.registry import register_model
 
@@ -12,7 +13,7 @@ class DNN(nn.Module):
     """Flatten; Dense widths (activation, Dropout after each); Dense num_classes.
     `n_neurons` overrides the first width so a sweep can vary it alone."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size: int = 28, n_neurons: int | None = 300,
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, n_neurons: int | None = 300,
                  hidden: tuple[int, ...] = (300, 100), activation: str = "relu", negative_slope: float = 0.3,
                  dropout: float = 0.2):
         super().__init__()

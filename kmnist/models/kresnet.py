@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.errors import ConfigError
 from kmnist.models.registry import register_model
 
@@ -38,7 +39,7 @@ class DownBlock(nn.Module):
 
 
 class KResNet(nn.Module):
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size: int = 28,
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28,
                  widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.0, depth: int = 1):
         super().__init__()
         if depth < 1:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
+from kmnist import NUM_CLASSES
 from kmnist.errors import ConfigError
-from kmnist.models.registry import register_model
+from kmnist.models.registry import InputSpec, register_model
 from kmnist.utils.network import reachable
 
 _NO_HUB = ("ImageNet weights for resnet50 could not be downloaded (Hugging Face hub unreachable or "
@@ -82,7 +83,7 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
 class ResNet50(nn.Module):
     """Holds the timm model (state dict keys gain a `model.` prefix) and names its layer groups."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 3, input_size: int = 32, pretrained: bool = True,
+    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 3, input_size: int = 32, pretrained: bool = True,
                  weights: str | None = None):
         super().__init__()
         # input_size is only for the data module: global pooling makes the net size-agnostic.
@@ -102,7 +103,7 @@ class ResNet50(nn.Module):
         return [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3, m.layer4, m.fc]
 
 
-@register_model
+@register_model(input=InputSpec(in_chans=3, input_size=32, imagenet_norm=True))
 def resnet50(**kwargs) -> ResNet50:
     """`weights` (a local file) wins over `pretrained` (download ImageNet weights through timm)."""
     return ResNet50(**kwargs)

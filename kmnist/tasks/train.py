@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from kmnist.engine.module import Classifier
 from kmnist.engine.options import check_options
 from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
 from kmnist.errors import CheckpointError, DataError
-from kmnist.models import build_network
+from kmnist.models import build_network, input_spec
 from kmnist.utils.atomic import write_json
 from kmnist.utils.network import reachable
 
@@ -80,16 +80,16 @@ def ensure_data(train_path: Path) -> None:
 
 
 def build_module(cfg: DictConfig) -> Classifier:
-    """The LightningModule around the configured network: GraphedClassifier under model.cuda_graph."""
+    """The LightningModule around the configured network: GraphedClassifier under speed.cuda_graph."""
     scheduler = instantiate(cfg.scheduler.fn) if cfg.scheduler.get("fn") else None
     net = build_network(OmegaConf.to_container(cfg.model, resolve=True))
-    if cfg.model.get("channels_last"):
+    if cfg.speed.channels_last:
         net = net.to(memory_format=torch.channels_last)  # the data module sends channels_last batches too
-    if cfg.model.get("compile"):
+    if cfg.speed.compile:
         # In place, so state_dict keys (and checkpoints) stay those of the plain network.
         # compile=true is torch.compile's default mode; a string picks a mode ("reduce-overhead": CUDA graphs).
-        net.compile(mode=cfg.model.compile if isinstance(cfg.model.compile, str) else None)
-    module_class = GraphedClassifier if cfg.model.get("cuda_graph") else Classifier
+        net.compile(mode=cfg.speed.compile if isinstance(cfg.speed.compile, str) else None)
+    module_class = GraphedClassifier if cfg.speed.cuda_graph else Classifier
     return module_class(
         net=net,
         optimizer=instantiate(cfg.optim),
@@ -108,8 +108,13 @@ def build_teacher(cfg: DictConfig) -> TeacherEnsemble | None:
     distill = cfg.loss.get("distill")
     if not distill or not distill.get("teachers"):
         return None
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    return TeacherEnsemble(list(distill.teachers), weight=distill.weight, student_data=data)
+    student_inputs = {"scaling": cfg.data.scaling, **network_input(cfg)}
+    return TeacherEnsemble(list(distill.teachers), weight=distill.weight, student_inputs=student_inputs)
+
+
+def network_input(cfg: DictConfig) -> dict:
+    """The configured network's input spec, as the data module's keyword arguments."""
+    return asdict(input_spec(OmegaConf.to_container(cfg.model, resolve=True)))
 
 
 def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path) -> float | None:
@@ -156,7 +161,7 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    datamodule: KannadaMNISTDataModule = instantiate(cfg.data)
+    datamodule: KannadaMNISTDataModule = instantiate(cfg.data, **network_input(cfg))
     ensure_data(datamodule.path(datamodule.train_file))
     cfg, derived = derive_run_config(cfg, datamodule.val_set_names, datamodule.holds_out_validation)
     with open_dict(cfg):  # resolved once, before any other rank starts: every rank resumes from the same file

@@ -1,0 +1,61 @@
+"""Option checks: every value range and every option conflict is refused before anything is
+built, as one line naming `option=value`."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_cli
+from test_recipes import composed
+
+from kmnist.engine.options import check_options, processes
+from kmnist.errors import ConfigError
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.batch_size=0", "data.batch_size=0: expected a value in [1, inf]"),
+    ("data.batch_size=2.5", "data.batch_size=2.5: expected an integer"),
+    ("optim.lr=-1", "optim.lr=-1: expected a value in (0, inf]"),
+    ("optim.lr=0", "optim.lr=0: expected a value in (0, inf]"),
+    ("optim.lr=fast", "optim.lr='fast': expected a number"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0: expected a value in [1, inf]"),
+    ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0: expected a value in [0, 1)"),
+    ("data.val_fraction=1", "data.val_fraction=1: expected a value in [0, 1)"),
+    ("data.val_writers=-2", "data.val_writers=-2: expected a value in [0, inf]"),
+    ("model.dropout=1.5", "model.dropout=1.5: expected a value in [0, 1)"),
+    ("data.limit_rows=0", "data.limit_rows=0: expected a value in [1, inf]"),
+])
+def test_value_out_of_range_is_named(override, needle):
+    cfg = composed("model=cnn", override)  # not shrunk: the fixture would replace batch size and epochs
+    with pytest.raises(ConfigError) as err:
+        check_options(cfg)
+    assert str(err.value) == needle
+
+
+@pytest.mark.parametrize("overrides", [
+    ("speed.cuda_graph=true", "speed.compile=true"),
+    ("speed.cuda_graph=true", "finetune=fastai"),
+    ("speed.cuda_graph=true", "trainer.precision=16-mixed"),
+    ("speed.cuda_graph=true", "trainer=ddp"),
+])
+def test_conflicting_options_are_refused(compose_train, overrides):
+    cfg = compose_train("model=cnn", *overrides)
+    with pytest.raises(ConfigError, match="speed.cuda_graph=true"):
+        check_options(cfg)
+
+
+def test_sound_recipes_pass(compose_train):
+    for overrides in [(), ("experiment=best",), ("experiment=notebook_convnet",), ("speed.cuda_graph=true", "trainer.precision=bf16-mixed")]:
+        check_options(compose_train(*overrides))
+
+
+def test_process_count_from_the_trainer_config(compose_train):
+    assert processes(compose_train().trainer) == 1
+    assert processes(compose_train("trainer=ddp").trainer) == 2
+    assert processes(compose_train("trainer=ddp", "trainer.devices=3", "+trainer.num_nodes=2").trainer) == 6
+
+
+def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
+    result = run_cli("train.py", f"data.dir={data_dir}", "data.batch_size=0", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: data.batch_size=0: expected a value in [1, inf]"
+    assert "Traceback" not in result.stderr
