@@ -3,8 +3,6 @@ uninterrupted run ends (CPU, deterministic): same weights, same validation metri
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import signal
@@ -13,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import ROOT, run_cli
 
