@@ -20,7 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from kmnist.models import build_network, list_models
+from kmnist.models import build_network, input_spec, list_models
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -62,7 +62,8 @@ def bench_model(name: str, batch_size: int, device: torch.device, seconds: float
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=memory_format)
     runner = torch.compile(net) if compile_ else net
-    x = torch.randn(batch_size, cfg.get("in_chans", 1), cfg.get("input_size", 28), cfg.get("input_size", 28), device=device)
+    spec = input_spec(cfg)
+    x = torch.randn(batch_size, spec.in_chans, spec.input_size, spec.input_size, device=device)
     x = x.contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch_size,), device=device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
