@@ -3,7 +3,15 @@ and to an offline W&B run; a missing tracker package fails in one line naming it
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 from conftest import CONF
@@ -53,6 +61,45 @@ def test_a_fit_logs_params_metrics_and_artifacts_to_mlflow(compose_train, tmp_pa
     assert "report/curves.png" in report and "report/confusion.png" in report
     (ckpt,) = client.list_artifacts(logged.info.run_id, "checkpoints")
     assert ckpt.path.endswith(".ckpt") and ckpt.file_size > 1000
+    # MLflow's own UI, as README starts it, lists the run.
+    with mlflow_ui(f"sqlite:///{store}") as url:
+        found = post_json(f"{url}/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [experiment.experiment_id]})
+    assert [r["info"]["run_id"] for r in found["runs"]] == [logged.info.run_id]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_json(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def mlflow_ui(store: str):
+    """`mlflow ui` on 127.0.0.1, in its own process group (it starts workers and a job runner), stopped by its pid."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, f"mlflow ui did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def test_a_fit_writes_an_offline_wandb_run(compose_train, tmp_path, monkeypatch):
