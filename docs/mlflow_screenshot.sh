@@ -14,12 +14,27 @@ python train.py -m logger=mlflow model=dnn,cnn data.limit_rows=6000 data.val_wri
 # Its own process group: the server starts uvicorn workers and a job runner, stopped with it by its pid.
 setsid mlflow ui --backend-store-uri "sqlite:///$work/mlflow/mlflow.db" --host 127.0.0.1 --port "$port" --workers 1 >"$work/ui.log" 2>&1 &
 pid=$!
-trap 'kill -- -"$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+stop() {  # the whole group, then wait until its last process (uvicorn shuts down gracefully) is gone
+  kill -- -"$pid" 2>/dev/null || return 0
+  for _ in $(seq 30); do kill -0 -- -"$pid" 2>/dev/null || return 0; sleep 1; done
+}
+trap stop EXIT
 for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 1; done
 
-experiment=$(python -c "import mlflow; print(mlflow.MlflowClient('sqlite:///$work/mlflow/mlflow.db').get_experiment_by_name('kmnist').experiment_id)")
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,640 --virtual-time-budget=20000 \
+# The experiment's kind set, so the UI does not ask to confirm the one it guessed.
+experiment=$(python -c "
+import mlflow
+client = mlflow.MlflowClient('sqlite:///$work/mlflow/mlflow.db')
+experiment = client.get_experiment_by_name('kmnist').experiment_id
+client.set_experiment_tag(experiment, 'mlflow.experimentKind', 'custom_model_development')
+print(experiment)")
+width=1900
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=$width,560 --virtual-time-budget=20000 \
   --screenshot="$work/shot.png" "http://127.0.0.1:$port/#/experiments/$experiment/runs" 2>/dev/null
-# A 64-colour palette keeps the PNG small (the page is flat UI colours).
-python -c "from PIL import Image; Image.open('$work/shot.png').convert('RGB').quantize(64).save('docs/mlflow_runs.png', optimize=True)"
+# Cropped to the runs table (the right-hand panel is MLflow's assistant); a 64-colour palette keeps
+# the PNG small (the page is flat UI colours).
+python -c "
+from PIL import Image
+shot = Image.open('$work/shot.png').convert('RGB')
+shot.crop((0, 0, $width - 495, shot.height)).quantize(64).save('docs/mlflow_runs.png', optimize=True)"
 ls -l docs/mlflow_runs.png
