@@ -37,7 +37,7 @@ def test_the_quickstart_notebook_runs_end_to_end(data_dir, tmp_path):
 
 
 def test_import_kmnist_stays_light():
-    probe = "import sys, kmnist; print(callable(kmnist.show_batch), 'torch' in sys.modules)"
-    light = "import sys, kmnist; print(sorted(m for m in ('torch', 'hydra', 'lightning') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split() == ["True", "True"]
+    """The notebook API loads on first use (the notebook above uses it); `import kmnist` alone loads no framework."""
+    light = "import sys, kmnist; print(sorted(m for m in ('torch', 'hydra', 'lightning') if m in sys.modules), 'train' in dir(kmnist))"
+    done = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "True"]
