@@ -83,7 +83,8 @@ def test_optuna_searches_share_one_sweeper():
     for key in ("_target_", "direction", "n_jobs"):
         assert base[key] == resnet[key]
     assert base.sampler.seed == resnet.sampler.seed == 1234
-    assert (base.study_name, base.n_trials, base.sampler.n_startup_trials) == ("kmnist", 20, 8)
-    assert (resnet.study_name, resnet.n_trials, resnet.sampler.n_startup_trials) == ("kmnist_resnet50", 10, 4)
+    assert (base.study_name, base.n_trials, base.sampler.n_startup_trials) == ("cnn", 20, 8)  # the default model
+    assert (resnet.study_name, resnet.n_trials, resnet.sampler.n_startup_trials) == ("cnn_finetune", 10, 4)
+    assert base.storage.endswith("/multirun/optuna/cnn/study.db")
     assert "model.dropout" in base.params and "model.dropout" not in resnet.params  # resnet50 has no dropout
     assert set(resnet.params) == {"optim.lr", "optim.weight_decay", "data.batch_size", "loss.label_smoothing"}

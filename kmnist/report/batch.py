@@ -25,6 +25,11 @@ def _display_scale(image: np.ndarray) -> np.ndarray:
 
 
 def plot_batch(images, labels, out_png: str | os.PathLike, n: int = 36, title: str = "a training batch") -> Path:
+    """batch_figure(...) saved as `out_png`."""
+    return save_figure(batch_figure(images, labels, n, title), out_png)
+
+
+def batch_figure(images, labels, n: int = 36, title: str = "a training batch") -> Figure:
     """Grid of the first `n` images of a (B, C, H, W) batch (channel 0, min-max scaled per image,
     grey), each titled with its label."""
     images = _to_numpy(images).astype(np.float32)
@@ -44,4 +49,4 @@ def plot_batch(images, labels, out_png: str | os.PathLike, n: int = 36, title: s
     lo, hi = float(images.min()), float(images.max())
     fig.suptitle(f"{title}\n{count} of {len(images)} images, {images.shape[1]} channel(s), "
                  f"{images.shape[2]}x{images.shape[3]}, values {lo:.2f}..{hi:.2f} (shown: channel 0, scaled per image)")
-    return save_figure(fig, out_png)
+    return fig

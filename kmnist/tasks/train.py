@@ -32,6 +32,7 @@ from kmnist.engine.options import check_options
 from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
 from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
+from kmnist.tasks.tracking import finish_trackers, log_run_files, require_trackers
 from kmnist.utils.atomic import write_json
 from kmnist.utils.network import reachable
 
@@ -155,6 +156,7 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     """Fit, validate the best checkpoint, report; returns metrics.json's contents and the run.
     `cfg` is read, never edited: what follows from it is derived into a copy (`derived.yaml`)."""
     check_options(cfg)
+    require_trackers(cfg.get("logger"))  # a missing optional tracker fails before any work
     pl.seed_everything(cfg.seed, workers=True)
     # TF32 for float32 matmuls/convs on tensor-core GPUs (bf16-mixed runs mostly avoid fp32 anyway).
     torch.set_float32_matmul_precision(cfg.matmul_precision)
@@ -206,9 +208,11 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
 
             metrics.update(write_run_report(trainer, module, datamodule, output_dir, title=run_title(cfg)))
         write_json(output_dir / "metrics.json", metrics)
+        log_run_files(trainer.loggers, output_dir, metrics)  # after the report and metrics.json exist
         score = metrics.get(cfg.optimized_metric)
         log.info("%s = %s after %d epochs (%.1f s); best checkpoint: %s", cfg.optimized_metric,
                  f"{score:.4f}" if isinstance(score, float) else score, trainer.current_epoch, train_seconds, metrics["best_ckpt"])
+    finish_trackers(trainer.loggers)
     return metrics, TrainedRun(cfg, output_dir, datamodule, module, trainer)
 
 

@@ -1,0 +1,49 @@
+"""Resumable Optuna studies: what a re-run of a crashed sweep still has to do.
+
+The study lives in SQLite under the sweep folder (conf/hparams_search/optuna.yaml), so the same
+command finds it again. Watch it with `optuna-dashboard sqlite:///outputs/multirun/optuna/cnn/study.db`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SQLITE = "sqlite:///"
+INTERRUPTED = "interrupted"  # user attribute of a trial a crash cut short
+
+
+def resume_study(storage: str | None, study_name: str, n_trials: int) -> tuple[int, int]:
+    """(trials still to run, the next job number) for a study of `n_trials` trials in total.
+
+    A trial still RUNNING in the storage was cut short by a crash (one sweep process per study):
+    it is marked failed and its parameters are queued to run again, first."""
+    if not storage:
+        return n_trials, 0
+    if str(storage).startswith(SQLITE):  # SQLite creates the file, not its folder
+        Path(str(storage)[len(SQLITE):]).parent.mkdir(parents=True, exist_ok=True)
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # a new study: the sweeper creates it
+        return n_trials, 0
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+            study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
+            if trial.params:  # those it had drawn (a kill may come mid-draw); the rest are drawn anew
+                study.enqueue_trial(trial.params)
+            log.warning("study %s: trial %d was interrupted; it runs again", study_name, trial.number)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and INTERRUPTED not in t.user_attrs)
+               for t in trials)
+    remaining = max(0, n_trials - done)
+    log.info("study %s in %s: %d of %d trials done, %d to run", study_name, storage, done, n_trials, remaining)
+    # Job folder N holds trial N: the next trial is the first one queued, else a new one.
+    return remaining, min((t.number for t in trials if t.state == TrialState.WAITING), default=len(trials))
+
+

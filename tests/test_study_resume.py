@@ -1,0 +1,61 @@
+"""Resumable Optuna studies through the real CLI and a real SQLite study: a sweep killed after two
+trials, re-run with the same command, ends with one study of four finished trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+from conftest import ROOT, run_cli
+from optuna.trial import TrialState
+from test_sweeps import tiny_run
+
+
+def finished_trials(db) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
+    command = ["-m", "hparams_search=optuna", "model=dnn", "hydra.sweeper.n_trials=4", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    sweep = tmp_path / "multirun" / "optuna" / "dnn"  # stable: the same command finds the same study
+    db = sweep / "study.db"
+
+    # First launch: killed (no clean-up, like a lost machine) once two trials have finished.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *command], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while finished_trials(db) < 2 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert finished_trials(db) == 2
+
+    # The same command again: it continues the study instead of starting over.
+    done = run_cli("train.py", *command, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 of 4 trials done, 2 to run" in done.stderr + done.stdout
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{db}")
+    assert summary.study_name == "dnn"
+    trials = optuna.load_study(study_name="dnn", storage=f"sqlite:///{db}").trials
+    complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    # A trial the kill cut short is recorded as failed, and the parameters it had drawn (all of them
+    # once its job started) run again next.
+    failed = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert len(failed) <= 1 and all(t.state == TrialState.FAIL for t in failed)
+    if failed:
+        assert failed[0].params.items() <= trials[failed[0].number + 1].params.items()
+    # Job folder N holds trial N; the leaderboard ranks the whole study.
+    board = pd.read_csv(sweep / "leaderboard.csv")
+    assert sorted(board.loc[board["status"] == "ok", "job"]) == complete
