@@ -118,8 +118,10 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
 
     from kmnist.report.batch import batch_figure
 
+    from kmnist.tasks.train import network_input
+
     cfg = compose_run("config", overrides, record=False)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, **network_input(cfg))  # sized for the network, as train() does
     datamodule.setup("fit")
     loader = datamodule.train_dataloader() if split == "train" else datamodule.val_dataloader()
     with torch.random.fork_rng():  # a preview must not move the global RNG a later train() starts from
