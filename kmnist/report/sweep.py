@@ -79,7 +79,7 @@ def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool
         })
     columns = ["job", "overrides", metric, "epochs", "train_seconds", "best_ckpt", "model", "status"]
     board = pd.DataFrame(rows, columns=columns)
-    board["epochs"] = board["epochs"].round().astype("Int64")  # whole epochs; <NA> for a failed job
+    board["epochs"] = board["epochs"].astype(float).round().astype("Int64")  # whole epochs; <NA> for a failed job (float: an empty board is object-typed)
     # Stable sort on (metric, job) so ties keep job order.
     return board.sort_values([metric, "job"], ascending=[not maximize, True], na_position="last",
                              kind="stable").reset_index(drop=True)
