@@ -56,13 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(path: Path, proc=None, timeout: float = 300) -> None:
-    """Until `path` exists; fails if the process ends first or time runs out."""
+def wait_for(what, proc=None, timeout: float = 300):
+    """Until `what` (a path, or a function) exists / returns something true, which is returned;
+    fails if the process ends first or time runs out."""
+    check = what if callable(what) else what.exists
     deadline = time.time() + timeout
-    while not path.exists():
-        assert proc is None or proc.poll() is None, f"ended (code {proc.returncode}) before {path} appeared"
-        assert time.time() < deadline, f"{path} did not appear within {timeout:.0f} s"
+    while not (found := check()):
+        assert proc is None or proc.poll() is None, f"ended (code {proc.returncode}) before {what} appeared"
+        assert time.time() < deadline, f"{what} did not appear within {timeout:.0f} s"
         time.sleep(0.05)
+    return found
 
 
 def env(**extra: str) -> dict:
