@@ -18,11 +18,11 @@ from scale_out import assert_same_run, env, run_dirs, slice_args, wait_for
 EPOCHS = 3
 
 
-def start_ddp(data_dir, log_dir, *extra: str) -> subprocess.Popen:
+def start_ddp(data_dir, log_dir, *extra: str, epochs: int = EPOCHS) -> subprocess.Popen:
     """`python train.py trainer=ddp` in a session of its own: rank 0 and the rank it starts share
     its process group, so one killpg reaches the whole job."""
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer=ddp",
-                             *slice_args(data_dir, f"paths.log_dir={log_dir}", *extra, epochs=EPOCHS)],
+                             *slice_args(data_dir, f"paths.log_dir={log_dir}", *extra, epochs=epochs)],
                             cwd=log_dir.parent, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -65,3 +65,22 @@ def test_sigkilled_ddp_job_resumes_to_the_uninterrupted_result(data_dir, tmp_pat
     assert f"Restoring states from the checkpoint path at {killed_dir}" in (resumed_dir / "train.log").read_text()
     print("SIGKILL + resume vs uninterrupted (2 processes):",
           assert_same_run(resumed_dir, run_dirs(tmp_path / "straight")[0], exact=True))
+
+
+def test_sigterm_to_rank_0_saves_one_checkpoint_and_every_rank_exits(data_dir, tmp_path):
+    """`kill PID` of a DDP job: rank 0 alone gets the signal; the ranks agree to stop after the same
+    batch, rank 0 saves last.ckpt once, and both exit with 143 (none left waiting in a collective)."""
+    proc = start_ddp(data_dir, tmp_path, epochs=50)
+    [run_dir] = wait_for(lambda: run_dirs(tmp_path), proc)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)  # training is under way
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    wait_for(lambda: not job_processes(proc.pid), timeout=10)
+    log = (run_dir / "train.log").read_text()
+    assert "DDP rank 1 exited with code 143" in log  # rank 1 stopped by itself, not killed
+    assert log.count("interrupted at epoch") == 1 and f"ckpt_path={run_dir}" in stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stderr and "hint:" not in stderr
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 0 < saved["epoch"] < 50 and saved["global_step"] >= 16 * saved["epoch"] > 0  # after epoch 0

@@ -25,6 +25,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
 from kmnist.engine.run_config import plain_config
@@ -89,7 +90,15 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
             children = [_start_rank(rank, cfg) for rank in range(1, world)]
             watcher = _Watcher(children)
             watcher.start()
-        yield
+        try:
+            yield
+        except SIGTERMException:
+            # All ranks stop together on a SIGTERM (kmnist.callbacks.interrupt) and leave by themselves
+            # once the checkpoint is saved: wait for them rather than kill them.
+            for rank, child in enumerate(children, start=1):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    log.info("DDP rank %d exited with code %d", rank, child.wait(timeout=_GRACE_SECONDS))
+            raise
         if watcher is not None:
             watcher.stop()
         for rank, child in enumerate(children, start=1):
@@ -144,7 +153,10 @@ class _Watcher(threading.Thread):
             if not failed:
                 continue
             rank, child = failed[0]
-            log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
+            if child.returncode == 143:  # SIGTERM: rank 0 has it too and is on its way out
+                log.info("DDP rank %d (pid %d) saved and exited on SIGTERM", rank, child.pid)
+            else:
+                log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
             for other in self.children:
                 if other.poll() is None:
                     other.kill()
