@@ -4,7 +4,8 @@
 #   tests/slurm/cluster.sh stop DIR      # cancels its jobs, kills exactly the daemons it started
 # Everything (slurm.conf, spool, state, logs, munge key and socket, pid files) lives under DIR
 # (a new temp folder by default), so it never touches /etc or another cluster on this machine.
-# Daemons run as root in the foreground (-D/-F) so $! is each daemon's own pid. Needs Debian's
+# Daemons run as root in the foreground (-D/-F) so $! is each daemon's own pid; their output goes
+# to files, never to this script's (a caller reading our output would wait on the daemons). Needs Debian's
 # slurm-wlm and munge (`apt-get install slurm-wlm munge`); tested with Slurm 22.05, munge 0.5.15.
 set -euo pipefail
 
@@ -65,12 +66,13 @@ CONF
     export SLURM_CONF="$dir/slurm.conf"
 
     munged -F --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
-        --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" &
+        --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
+        < /dev/null > "$dir/munge/munged.out" 2>&1 &
     echo $! > "$dir/munged.started"
     for _ in $(seq 50); do [ -S "$dir/munge/munge.socket" ] && break; sleep 0.1; done
-    slurmctld -D -i -f "$dir/slurm.conf" > "$dir/slurmctld.out" 2>&1 &
+    slurmctld -D -i -f "$dir/slurm.conf" < /dev/null > "$dir/slurmctld.out" 2>&1 &
     echo $! > "$dir/slurmctld.started"
-    slurmd -D -N "$host" -f "$dir/slurm.conf" > "$dir/slurmd.out" 2>&1 &
+    slurmd -D -N "$host" -f "$dir/slurm.conf" < /dev/null > "$dir/slurmd.out" 2>&1 &
     echo $! > "$dir/slurmd.started"
 
     # Up when the node takes jobs.
