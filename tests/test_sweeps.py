@@ -37,7 +37,7 @@ def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], lambda h: h.launcher.n_jobs == 2),
     (["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
      lambda h: h.launcher.partition == "gpu" and h.launcher.gpus_per_node == 1 and "Slurm" in h.launcher._target_),
-    (["hydra/launcher=submitit_local"], lambda h: "LocalLauncher" in h.launcher._target_ and h.launcher.gpus_per_node == 0),
+    (["hydra/launcher=submitit_local"], lambda h: "LocalLauncher" in h.launcher._target_ and h.launcher.submitit_folder.endswith(".submitit/%j")),
     (["hparams_search=optuna_resnet50", "model=resnet50"], lambda h: "model.dropout" not in h.sweeper.params),
     (["hparams_search=dev_width"], lambda h: h.sweeper.params == {"seed": "0,1,2", "model.widths": "[32,64,128],[64,128,256],[96,192,384]"}),
     (["hparams_search=dev_augment"], lambda h: h.sweeper.params["data/augment"] == "strong,kaggle,deform"),

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from kmnist.engine.run_config import plain_config
@@ -153,10 +153,11 @@ class _Watcher(threading.Thread):
             if not failed:
                 continue
             rank, child = failed[0]
-            if child.returncode == 143:  # SIGTERM: rank 0 has it too and is on its way out
-                log.info("DDP rank %d (pid %d) saved and exited on SIGTERM", rank, child.pid)
-            else:
-                log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
+            # 143: stopped on SIGTERM, which all ranks act on together (kmnist.callbacks.interrupt): the
+            # others are saving and leaving too, so they get the grace period before anything is killed.
+            if child.returncode == 143 and self._stopped.wait(_GRACE_SECONDS):
+                return
+            log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
             for other in self.children:
                 if other.poll() is None:
                     other.kill()
