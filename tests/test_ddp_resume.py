@@ -84,3 +84,17 @@ def test_sigterm_to_rank_0_saves_one_checkpoint_and_every_rank_exits(data_dir, t
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert 0 < saved["epoch"] < 50 and saved["global_step"] >= 16 * saved["epoch"] > 0  # after epoch 0
+
+
+def test_a_loader_resumed_mid_epoch_yields_the_rest_of_that_epoch():
+    """What lets a mid-epoch checkpoint resume exactly: the epoch's order is (seed, epoch)'s, and the
+    batches trained on before the interruption are skipped, on every rank alike."""
+    from kmnist.data.batches import TensorBatches
+
+    data = (torch.arange(64),)
+    for rank in (0, 1):
+        whole = [b[0] for b in TensorBatches(data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5)]
+        rest = [b[0] for b in TensorBatches(data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5,
+                                            done_fn=lambda: 3)]
+        assert len(whole) == 8 and len(rest) == 5
+        assert all(torch.equal(a, b) for a, b in zip(whole[3:], rest))
