@@ -18,6 +18,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
     from kmnist.utils.hints import run_with_hints
+    from kmnist.utils.ranks import hydra_overrides_for_rank
+
+    sys.argv += hydra_overrides_for_rank(sys.argv)  # torchrun/srun ranks 1..N-1: rank 0 owns the run directory
 
     run_with_hints(main, "config")

@@ -121,3 +121,16 @@ def run_cli(script: str, *args: str, cwd: Path, timeout: int = 600):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def one_process_slice(data_dir, tmp_path_factory) -> Path:
+    """The run directory of one process on the DDP equivalence setting (tests/scale_out.py): what
+    torchrun and SLURM's DDP jobs must equal. Run once a session."""
+    from scale_out import run_dirs, slice_args
+
+    log_dir = tmp_path_factory.mktemp("one_process")
+    done = run_cli("train.py", *slice_args(data_dir, f"paths.log_dir={log_dir}"), cwd=log_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run_dir] = run_dirs(log_dir)
+    return run_dir

@@ -38,6 +38,7 @@ def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], lambda h: h.launcher.n_jobs == 2),
     (["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
      lambda h: h.launcher.partition == "gpu" and h.launcher.gpus_per_node == 1 and "Slurm" in h.launcher._target_),
+    (["hydra/launcher=submitit_local"], lambda h: "LocalLauncher" in h.launcher._target_ and h.launcher.submitit_folder.endswith(".submitit/%j")),
     (["hparams_search=optuna_resnet50", "model=resnet50"], lambda h: "model.dropout" not in h.sweeper.params),
     (["hparams_search=dev_width"], lambda h: h.sweeper.params == {"seed": "0,1,2", "model.widths": "[32,64,128],[64,128,256],[96,192,384]"}),
     (["hparams_search=dev_augment"], lambda h: h.sweeper.params["data/augment"] == "strong,kaggle,deform"),
@@ -47,6 +48,23 @@ def test_launcher_and_search_configs_compose(overrides, check):
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     assert check(cfg.hydra)
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_each_job_in_a_process_of_its_own(data_dir, tmp_path):
+    """hydra/launcher=submitit_local: real processes started through submitit, as on SLURM without a cluster."""
+    done = run_cli("train.py", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "model=dnn", "seed=1,2",
+                   f"data.dir={data_dir}", *tiny_run(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    board = pd.read_csv(sweep / "leaderboard.csv")
+    assert len(board) == 2 and (board["status"] == "ok").all()
+    for job in (0, 1):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        assert board.loc[board["job"] == job, "val/acc"].item() == pytest.approx(metrics["val/acc"])
+    # submitit's folder: one per job, each with the log of the process that ran it.
+    logs = list((sweep / ".submitit").glob("*/*_log.err"))
+    assert len(logs) == 2 and len({p.parent.name for p in logs}) == 2
 
 
 @pytest.mark.slow

@@ -22,7 +22,9 @@ class ShowBatch(pl.Callback):
             return
         # A private RNG stream: drawing this preview must not change the training run.
         with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
-            images, labels = next(iter(datamodule.train_dataloader()))
+            loader = datamodule.train_dataloader()
+            loader.done_fn = None  # the epoch's first batch, also when resumed mid-epoch (past it)
+            images, labels = next(iter(loader))
             batch = datamodule.on_after_batch_transfer((images[: self.n].to(pl_module.device), labels[: self.n]), 0)
         out = Path(trainer.default_root_dir) / self.filename
         plot_batch(batch[0].float().cpu(), batch[1].cpu(), out, n=self.n,

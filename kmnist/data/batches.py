@@ -11,7 +11,9 @@ class TensorBatches:
     """Iterate over tensors in index-sliced batches; reshuffled each epoch from (seed, epoch).
 
     `epoch_fn` gives the epoch (the trainer's), so a resumed run sees the same order as an
-    uninterrupted one; without it each pass counts as the next epoch.
+    uninterrupted one; without it each pass counts as the next epoch. `done_fn` gives how many of
+    this epoch's batches were already trained on (a run resumed from a checkpoint saved mid-epoch,
+    e.g. on SIGTERM): those are skipped, so the epoch goes on where it stopped.
 
     With `world_size > 1` each rank takes its own interleaved share of every epoch's order, so
     processes see disjoint data, as a DistributedSampler would give. `equal_shards` (training)
@@ -21,9 +23,10 @@ class TensorBatches:
     """
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None, equal_shards: bool = True):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None, equal_shards: bool = True, done_fn=None):
         self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.epoch, self.epoch_fn = seed, rank, world_size, 0, epoch_fn
+        self.done_fn = done_fn
         self.equal_shards = equal_shards
 
     def _rows(self) -> int:
@@ -51,6 +54,7 @@ class TensorBatches:
         # Interleaved: with the global batch split evenly, the ranks' k-th batches together are
         # exactly one process's k-th batch, so DDP takes the same steps as a single process.
         order = order[self.rank :: self.world_size]
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        done = self.done_fn() if self.done_fn else 0
+        for start in range(done * self.batch_size, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield tuple(t[index] for t in self.tensors)

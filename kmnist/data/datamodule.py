@@ -170,9 +170,14 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         # drop_last only when it loses little: a tiny slice must still give one batch. The test is
         # the same for any number of processes, so DDP and one process drop the same rows.
         drop_last = len(self.train_set[0]) // world >= 4 * batch_size
-        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer is not None else None
+        trainer = self.trainer
+
+        def done() -> int:  # batches of this epoch already trained on: 0 unless resumed mid-epoch
+            return trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer.training else 0
+
         return TensorBatches(self.train_set, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
-                             world_size=world, epoch_fn=epoch_fn)
+                             world_size=world, epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
+                             done_fn=done if trainer else None)
 
     def validation_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each validation set by its metric prefix, in dataloader order (see `val_set_names`)."""

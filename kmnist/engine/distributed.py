@@ -24,6 +24,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
@@ -89,7 +90,15 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
             children = [_start_rank(rank, cfg) for rank in range(1, world)]
             watcher = _Watcher(children)
             watcher.start()
-        yield
+        try:
+            yield
+        except SIGTERMException:
+            # All ranks stop together on a SIGTERM (kmnist.callbacks.interrupt) and leave by themselves
+            # once the checkpoint is saved: wait for them rather than kill them.
+            for rank, child in enumerate(children, start=1):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    log.info("DDP rank %d exited with code %d", rank, child.wait(timeout=_GRACE_SECONDS))
+            raise
         if watcher is not None:
             watcher.stop()
         for rank, child in enumerate(children, start=1):
@@ -144,6 +153,10 @@ class _Watcher(threading.Thread):
             if not failed:
                 continue
             rank, child = failed[0]
+            # 143: stopped on SIGTERM, which all ranks act on together (kmnist.callbacks.interrupt): the
+            # others are saving and leaving too, so they get the grace period before anything is killed.
+            if child.returncode == 143 and self._stopped.wait(_GRACE_SECONDS):
+                return
             log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
             for other in self.children:
                 if other.poll() is None:

@@ -117,7 +117,6 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     from hydra.utils import instantiate
 
     from kmnist.report.batch import batch_figure
-
     from kmnist.tasks.train import network_input
 
     cfg = compose_run("config", overrides, record=False)

@@ -18,9 +18,18 @@ from kmnist.errors import user_error
 T = TypeVar("T")
 
 
+def _rank() -> str | None:
+    """This process's global rank when it is one of several: torchrun's RANK, SLURM's, or LOCAL_RANK
+    (the ranks kmnist starts itself)."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return os.environ[name]
+    return None
+
+
 def _rank_prefix() -> str:
     """Ranks other than 0 say who they are: rank 0 reports the same error."""
-    rank = os.environ.get("LOCAL_RANK")
+    rank = _rank()
     return f"rank {rank}: " if rank not in (None, "0") else ""
 
 
@@ -38,8 +47,9 @@ def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
 
             if not isinstance(exit_, SIGTERMException):
                 raise
-            output_dir = cfg.get("paths", {}).get("output_dir")
-            print(f"SIGTERM: checkpoint saved; resume with ckpt_path={output_dir}", file=sys.stderr)
+            if _rank() in (None, "0"):  # rank 0 owns the run directory; the others' hint would be a duplicate
+                output_dir = cfg.get("paths", {}).get("output_dir")
+                print(f"SIGTERM: checkpoint saved; resume with ckpt_path={output_dir}", file=sys.stderr)
             raise SystemExit(143) from None
 
     return run

@@ -61,7 +61,7 @@ def run_with_hints(main: Callable[[], object], config_name: str) -> None:
     try:
         main()
     except SystemExit as exit_:  # Hydra reports the error, then exits 1
-        if exit_.code not in (0, None):
+        if exit_.code not in (0, None, 143):  # 143: stopped by SIGTERM after saving, no mistake to hint at
             _print_hints(config_name)
         raise
     except Exception:  # with HYDRA_FULL_ERROR=1 the exception itself propagates
