@@ -51,7 +51,7 @@ def test_sound_recipes_pass(compose_train):
 def test_process_count_from_the_trainer_config(compose_train):
     assert processes(compose_train().trainer) == 1
     assert processes(compose_train("trainer=ddp").trainer) == 2
-    assert processes(compose_train("trainer=ddp", "trainer.devices=3", "+trainer.num_nodes=2").trainer) == 6
+    assert processes(compose_train("trainer=ddp", "trainer.devices=3", "trainer.num_nodes=2").trainer) == 6
 
 
 def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
