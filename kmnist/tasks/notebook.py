@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kmnist.tasks.train import TrainedRun
 from kmnist.utils.atomic import atomic_write_text
+from kmnist.utils.overrides import quoted
 
 # The configs: the repository's conf/ beside this package (an editable install), or KMNIST_CONF.
 CONF_DIR = Path(os.environ.get("KMNIST_CONF", Path(__file__).resolve().parents[2] / "conf"))
@@ -75,19 +76,12 @@ def train(*overrides: str) -> Run:
     return Run(metrics, trained.output_dir, trained)
 
 
-def _quoted(value) -> str:
-    """A path as a Hydra override value: quoted, so `=`, `,` or spaces in it stay part of it."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_quoted(v) for v in value) + "]"
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def predict(ckpt, input=None, *overrides: str) -> pd.DataFrame:
     """`python predict.py ckpt=CKPT input=INPUT OVERRIDES...`: the submission (id, label) as a
     DataFrame; `.attrs` holds the job's result (the CSV's path, accuracy for a labelled input)."""
     from kmnist.tasks.predict import predict as predict_task
 
-    options = [f"ckpt={_quoted(ckpt)}", *([f"input={_quoted(input)}"] if input is not None else []), "progress=false"]
+    options = [f"ckpt={quoted(ckpt)}", *([f"input={quoted(input)}"] if input is not None else []), "progress=false"]
     result = predict_task(compose_run("predict", [*options, *overrides]))
     submission = pd.read_csv(result["output"])
     submission.attrs.update(result)

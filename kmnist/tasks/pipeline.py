@@ -28,6 +28,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.errors import ConfigError
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
+from kmnist.utils.overrides import quoted
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ class Stage:
                 "member_dev_accs": self.member_dev_accs, "train_seconds": round(self.train_seconds, 1),
                 "submissions": self.submissions, "notes": self.notes,
                 "checkpoints": self.checkpoints}
-
-
-def quoted(path: str | Path) -> str:
-    """A path as a quoted Hydra override value: safe with spaces, commas and '='."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
