@@ -4,7 +4,8 @@
 # 1. dev-ranked grids (conf/hparams_search/dev_*.yaml, every arm 3 seeds): each writes its
 #    leaderboard.md with an "Arms" table (dev/acc mean ± std) into WORK_DIR/grids/NAME;
 # 2. the whole pipeline on the GPU recipe (members -> ensemble -> pseudo-labels -> distilled),
-#    submissions for test.csv.gz and dig.csv.gz into WORK_DIR/pipeline/submissions.
+#    submissions for test.csv.gz and dig.csv.gz into WORK_DIR/pipeline/submissions;
+# 3. the TTA view sets (bench/tta_views.py) on the pipeline's members: WORK_DIR/tta_views.json.
 # Steps run in priority order, each under its own time limit. GRIDS picks and orders the grids;
 # PIPELINE_TRAIN / SEEDS set the pipeline's recipe (e.g. after a grid found a better arm).
 # Needs KMNIST_DATA. Smoke-test without a GPU (seconds per run):
@@ -33,4 +34,5 @@ done
 TRAIN="[$(for o in $PIPELINE_TRAIN trainer.enable_progress_bar=false $EXTRA; do printf "'%s'," "$o"; done | sed 's/,$//')]"
 step pipeline 400 $PY -m kmnist.tasks.pipeline "train=$TRAIN" "seeds=$SEEDS" hydra.run.dir="$W/pipeline"
 cat "$W/pipeline/pipeline.md" 2>/dev/null
+step tta_views 120 $PY bench/tta_views.py "$W"/pipeline/members/*/checkpoints/last.ckpt --out "$W/tta_views.json"
 echo "=== done $(date +%T)"

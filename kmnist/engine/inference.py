@@ -14,20 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from rich.progress import track
 from torch import nn
 
 from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
+from kmnist.data.tta import apply_view, resolve_views
 from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
 from kmnist.utils.atomic import atomic_write_csv
 
 DATAMODULE_KEY = "KannadaMNISTDataModule"
-# Flip-free test-time views: the original and one-pixel shifts (a mirrored digit is another digit).
-TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 # Checkpoints written before the speed options and the input spec left the model config kept
 # them there; they are not constructor arguments.
@@ -80,34 +78,25 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)
 
 
-def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Shift a batch by whole pixels, filling with background (zeros) rather than wrapping."""
-    if dy == 0 and dx == 0:
-        return x
-    padded = F.pad(x, (1, 1, 1, 1))
-    h, w = x.shape[-2:]
-    return padded[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
-
-
 @torch.inference_mode()
 def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, batch_size: int = 256,
-                  device: str | torch.device = "cpu", tta: bool = False, progress: bool = True) -> np.ndarray:
-    """Mean softmax over models (and TTA views) for uint8 images (N, 28, 28) -> (N, 10)."""
+                  device: str | torch.device = "cpu", tta: bool | str | None = False, progress: bool = True) -> np.ndarray:
+    """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10)."""
     device = torch.device(device)
     for model in models:
         model.to(device)
     data = torch.as_tensor(images)
     if data.ndim == 3:
         data = data.unsqueeze(1)
-    views = TTA_SHIFTS if tta else TTA_SHIFTS[:1]
+    views = resolve_views(tta)
     starts = range(0, len(data), batch_size)
     out = []
     for start in track(starts, description="predicting", disable=not progress, transient=True):
         x = Preprocess.to_unit(data[start : start + batch_size].to(device, non_blocking=True))
         probs = 0
         for model in models:
-            for dy, dx in views:
-                inputs = model.preprocess(shifted(x, dy, dx)).contiguous(memory_format=torch.channels_last)
+            for view in views:
+                inputs = model.preprocess(apply_view(x, view)).contiguous(memory_format=torch.channels_last)
                 probs = probs + probabilities(model.net, inputs)
         out.append((probs / (len(models) * len(views))).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), dtype=np.float32)

@@ -25,6 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.data.io import DigitTable, read_digits
+from kmnist.data.tta import resolve_views, tta_name
 from kmnist.errors import ConfigError
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
@@ -68,6 +69,7 @@ def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
 class Pipeline:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
+        resolve_views(cfg.tta)  # a bad view-set name fails now, not after the members have trained
         self.root = Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
         self.tables: dict[str, DigitTable] = {}
@@ -200,7 +202,7 @@ class Pipeline:
 
     def write_table(self) -> None:
         rows = [stage.row() for stage in self.stages]
-        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": bool(self.cfg.tta)})
+        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": tta_name(self.cfg.tta)})
         atomic_write_text(self.root / "pipeline.md", markdown_table(rows))
 
 
