@@ -75,6 +75,11 @@ def processes(trainer_cfg: DictConfig) -> int:
 
 
 def check_combinations(cfg: DictConfig) -> None:
+    callbacks = cfg.get("callbacks") or {}
+    if callbacks.get("ema") and callbacks.get("swa"):
+        # Each swaps its average in for validation and checkpoints: together they would swap twice.
+        raise ConfigError("callbacks.ema and callbacks.swa: pick one weight average (e.g. callbacks=[default,swa], "
+                          "or ~callbacks.ema on an experiment that adds it)")
     speed = cfg.speed
     if speed.cuda_graph:
         if speed.compile:
