@@ -42,12 +42,14 @@ def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert "| ensemble | 2 |" in done.stdout and "| distilled | 1 |" in done.stdout
 
-    stages = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
+    summary = json.loads((root / "pipeline.json").read_text())
+    stages = {row["stage"]: row for row in summary["stages"]}
     assert list(stages) == ["ensemble", "pseudo1", "distilled"]
     dev = read_digits(data_dir / "test_dev.csv.gz")
-    # The ensemble's dev accuracy is its members' averaged TTA probabilities, recomputed here.
+    # The ensemble's dev accuracy is its members' probabilities averaged over the default view set, recomputed here.
+    assert summary["tta"] == "affine"
     members = [load_checkpoint(p) for p in stages["ensemble"]["checkpoints"]]
-    probs = predict_proba(members, dev.images, tta=True, progress=False)
+    probs = predict_proba(members, dev.images, tta="affine", progress=False)
     assert stages["ensemble"]["dev_acc"] == pytest.approx(float((probs.argmax(1) == dev.labels).mean()))
     assert len(stages["ensemble"]["checkpoints"]) == 2 and stages["ensemble"]["member_dev_std"] is not None
 
@@ -100,7 +102,7 @@ def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, t
             cfg.paths.output_dir = str(tmp_path / f"run{seed}")
         ckpts.append(train(cfg)[0]["best_ckpt"])
     root = tmp_path / "pipe"
-    done = run_pipeline(f"checkpoints=[{','.join(ckpts)}]", "pseudo_label.rounds=0", "distill.enabled=false", "dig_file=null",
+    done = run_pipeline(f"checkpoints=[{','.join(ckpts)}]", "pseudo_label.rounds=0", "distill.enabled=false", "dig_file=null", "tta=true",
                         f"data_dir={data_dir}", f"hydra.run.dir={root}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     (stage,) = json.loads((root / "pipeline.json").read_text())["stages"]
