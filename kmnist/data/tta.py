@@ -38,10 +38,10 @@ ZOOMS = (IDENTITY, View(scale=0.9), View(scale=1.1))
 
 VIEW_SETS: dict[str, tuple[View, ...]] = {
     "none": (IDENTITY,),
-    "shifts": SHIFTS,          # one-pixel shifts: the default (`tta=true`)
+    "shifts": SHIFTS,          # `tta=true`: the image and its one-pixel shifts
     "rotations": ROTATIONS,
     "zooms": ZOOMS,
-    "affine": SHIFTS + ROTATIONS[1:] + ZOOMS[1:],
+    "affine": SHIFTS + ROTATIONS[1:] + ZOOMS[1:],  # the pipeline's default: best on dev (bench/RESULTS.md)
 }
 
 
@@ -59,7 +59,7 @@ def resolve_views(tta: bool | str | tuple[View, ...] | None) -> tuple[View, ...]
     raise ConfigError(f"tta={tta!r}: expected true, false or one of {', '.join(VIEW_SETS)}")
 
 
-def tta_name(tta: bool | str | None) -> str:
+def tta_name(tta: bool | str | tuple[View, ...] | None) -> str:
     """The set's name, for results files: `true` is recorded as `shifts`."""
     views = resolve_views(tta)
     return next((name for name, members in VIEW_SETS.items() if members == views), "custom")

@@ -19,7 +19,7 @@ from torch import nn
 
 from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
-from kmnist.data.tta import apply_view, resolve_views
+from kmnist.data.tta import View, apply_view, resolve_views
 from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
@@ -80,7 +80,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
 
 @torch.inference_mode()
 def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, batch_size: int = 256,
-                  device: str | torch.device = "cpu", tta: bool | str | None = False, progress: bool = True) -> np.ndarray:
+                  device: str | torch.device = "cpu", tta: bool | str | tuple[View, ...] | None = False, progress: bool = True) -> np.ndarray:
     """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10)."""
     device = torch.device(device)
     for model in models:
