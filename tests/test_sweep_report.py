@@ -15,7 +15,8 @@ import yaml
 from matplotlib.image import imread
 from omegaconf import OmegaConf
 
-from kmnist.report.sweep import LeaderboardCallback, find_sweep, gather, write_leaderboard
+from kmnist.report.sweep import find_sweep, gather, write_leaderboard
+from kmnist.report.sweep_callback import LeaderboardCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = {  # job: (overrides, metrics.json or None when the job never finished)
@@ -135,7 +136,7 @@ def test_callback_writes_the_leaderboard_after_a_multirun(sweep):
 
 def test_callback_never_raises(tmp_path, caplog):
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "missing")}}})
-    with caplog.at_level(logging.WARNING, logger="kmnist.report.sweep"):
+    with caplog.at_level(logging.WARNING, logger="kmnist.report.sweep_callback"):
         LeaderboardCallback().on_multirun_end(config=config)
     assert "could not write the sweep leaderboard" in caplog.text
 

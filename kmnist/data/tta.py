@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from kmnist.errors import ConfigError
 
@@ -71,6 +69,10 @@ def apply_view(x: torch.Tensor, view: View) -> torch.Tensor:
         return x
     if view.angle == 0.0 and view.scale == 1.0:
         return shifted(x, view.dy, view.dx)
+    # Imported here: torchvision adds ~1.5-2.5 s to predict.py's start, and tta=false/true never resample.
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
     return TF.affine(x, angle=view.angle, translate=[view.dx, view.dy], scale=view.scale, shear=[0.0, 0.0],
                      interpolation=InterpolationMode.BILINEAR, fill=0.0)
 

@@ -2,7 +2,7 @@
 
     python -m kmnist.report.sweep outputs/multirun/2026-11-26/10-00-00 [--metric val/acc]
 
-also runs by itself after every sweep through LeaderboardCallback (conf/hydra: callbacks)."""
+also runs by itself after every sweep through kmnist.report.sweep_callback (conf/hydra: callbacks)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from hydra.experimental.callback import Callback
 
 from kmnist.report.files import save_figure
 from kmnist.report.leaderboard_chart import leaderboard_figure
@@ -188,18 +187,6 @@ def find_sweep(path: str | os.PathLike) -> Path:
     if not candidates:
         raise ValueError(f"no sweep job folders (0, 1, ...) in {path} or its subfolders")
     return max(candidates, key=lambda d: d.relative_to(path).parts)
-
-
-class LeaderboardCallback(Callback):
-    """Hydra callback: write the leaderboard when a multirun ends. A report must never turn a
-    finished sweep into a failure, so any error is logged as a warning."""
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        try:
-            metric = config.get("leaderboard_metric") or config.get("optimized_metric", "val/acc")
-            write_leaderboard(config.hydra.sweep.dir, metric=metric)
-        except Exception as error:  # noqa: BLE001 - see the class docstring
-            log.warning("could not write the sweep leaderboard: %s", error)
 
 
 def main(argv: list[str] | None = None) -> int:
