@@ -10,8 +10,12 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from kmnist.tasks.train import train
+    from kmnist.engine.options import check_options
     from kmnist.tasks.wrapper import task_wrapper
+
+    # An option at fault is one line at once, before torch and Lightning load (5-10 s on 2 cores).
+    task_wrapper(check_options)(cfg)
+    from kmnist.tasks.train import train
 
     metrics, run = task_wrapper(train)(cfg)
     return metrics.get(run.cfg.optimized_metric)  # the derived metric (dev/acc when validating on data.val_file alone)
