@@ -16,11 +16,12 @@ import torch
 from conftest import ROOT, run_cli
 
 EPOCHS = 4
+BATCHES = 20  # per epoch: 4 short epochs leave ~3 s between the first checkpoint and the end, ample to kill in
 
 
 def args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
     return [f"data.dir={data_dir}", "data.val_writers=1", "model=kresnet", "data.batch_size=32", f"trainer.max_epochs={EPOCHS}",
-            "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "report=false",
+            f"trainer.limit_train_batches={BATCHES}", "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.enable_progress_bar=false", "report=false",
             f"hydra.run.dir={run_dir}", *extra]
 
 
