@@ -119,8 +119,9 @@ def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, 
     assert per_class["support"].sum() == 500
     assert (tmp_path / "confusion.png").is_file() and (tmp_path / "errors.png").is_file()
 
-    again = run_cli("predict.py", *args, cwd=tmp_path)
-    assert again.returncode != 0 and "overwrite=true" in again.stderr
+    # Refused before any work: a checkpoint that does not exist is never reached.
+    again = run_cli("predict.py", f"ckpt={tmp_path / 'absent.ckpt'}", *args[1:], cwd=tmp_path)
+    assert again.returncode != 0 and "overwrite=true" in again.stderr.strip().splitlines()[-1]
     assert run_cli("predict.py", *args, "overwrite=true", cwd=tmp_path).returncode == 0
 
 

@@ -102,10 +102,14 @@ def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, 
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), dtype=np.float32)
 
 
-def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, overwrite: bool = True) -> Path:
-    path = Path(path)
+def refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise DataError(f"{path}: already exists; pass overwrite=true to replace it, or output=OTHER.csv")
+
+
+def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, overwrite: bool = True) -> Path:
+    path = Path(path)
+    refuse_overwrite(path, overwrite)
     return atomic_write_csv(pd.DataFrame({"id": ids, "label": labels}), path)
 
 

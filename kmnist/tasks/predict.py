@@ -10,7 +10,7 @@ from omegaconf import DictConfig, ListConfig
 
 from kmnist.data.io import DigitTable, read_digits, table_to_frame
 from kmnist.data.tta import resolve_views, tta_name
-from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device, write_submission
+from kmnist.engine.inference import load_checkpoint, predict_proba, refuse_overwrite, resolve_device, write_submission
 from kmnist.errors import ConfigError
 from kmnist.utils.atomic import atomic_write_csv, write_json
 
@@ -22,6 +22,9 @@ def predict(cfg: DictConfig) -> dict:
     if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
         raise ConfigError(f"pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     resolve_views(cfg.tta)  # a bad set name fails before any checkpoint is read
+    output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
+    overwrite = cfg.overwrite or not cfg.output
+    refuse_overwrite(output, overwrite)  # as early: not after minutes of ensemble and TTA inference
     paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
     models = [load_checkpoint(p) for p in paths]
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))
@@ -31,8 +34,7 @@ def predict(cfg: DictConfig) -> dict:
     probs = predict_proba(models, table.images, batch_size=cfg.batch_size, device=device, tta=cfg.tta, progress=cfg.progress)
     labels = probs.argmax(axis=1)
 
-    output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
-    write_submission(ids, labels, output, overwrite=cfg.overwrite or not cfg.output)
+    write_submission(ids, labels, output, overwrite=overwrite)
     result = {"input": str(cfg.input), "output": str(output.resolve()), "rows": len(labels), "checkpoints": [str(p) for p in paths], "tta": tta_name(cfg.tta)}
     if table.labels is not None:
         from kmnist.report.evaluation import evaluate  # matplotlib only for labelled inputs
