@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -20,8 +19,6 @@ import yaml
 from kmnist.report.files import save_figure
 from kmnist.report.leaderboard_chart import leaderboard_figure
 from kmnist.utils.atomic import atomic_write_csv, atomic_write_text
-
-log = logging.getLogger(__name__)
 
 OK, MISSING = "ok", "missing metrics"
 
