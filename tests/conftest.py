@@ -35,6 +35,17 @@ def synthetic_digits(n: int, seed: int = 0) -> DigitTable:
     return DigitTable(images=images, labels=labels.astype(np.int64))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (README's `-n 2`) each worker gets its share of the cores: two workers
+    with every core each would oversubscribe them. train.py subprocesses and DDP ranks inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory) -> Path:
     """Every test session parses into its own cache, never the user's ~/.cache/kmnist."""

@@ -25,6 +25,9 @@ import torch
 from conftest import ROOT
 from scale_out import assert_same_run, free_port, run_dirs, slice_args, wait_for
 
+# One cluster a session, and the same one-process reference as test_torchrun.py: one xdist worker runs them all.
+pytestmark = pytest.mark.xdist_group("scale_out")
+
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 

@@ -11,6 +11,9 @@ import pytest
 from conftest import ROOT
 from scale_out import assert_same_run, env, free_port, run_dirs, slice_args
 
+# The one-process reference is shared with test_slurm.py: one xdist worker computes it once.
+pytestmark = pytest.mark.xdist_group("scale_out")
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # torchrun, from this interpreter
 
 

@@ -24,7 +24,8 @@ start() {
 
     local host cpus mem_mb
     host="$(hostname -s)"
-    cpus="$(nproc)"
+    # The machine's CPUs, not a test worker's share: nproc honours OMP_NUM_THREADS (tests/conftest.py sets it).
+    cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
     # What slurmd may hand out: the machine's memory less a margin for the OS and the daemons.
     mem_mb="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
     cat > "$dir/slurm.conf" <<CONF
