@@ -1,7 +1,8 @@
 """Wall time of `predict.py` on the 10,000-image test file, end to end, and the inference loop's
 images/s alone.
 
-    python bench/predict.py CKPT [--input $KMNIST_DATA/test.csv.gz] [--repeats 3] [--tta] [--out bench/predict.json]
+    python bench/predict.py CKPT [--input $KMNIST_DATA/test.csv.gz] [--repeats 3] [--tta] [--precision 32-true|bf16-mixed|auto]
+                            [--out bench/predict.json]
 
 End to end: process start to submission written (imports, checkpoint, CSV through the parse
 cache, inference, atomic write), the cache warmed by one untimed run first. Loop: the same
@@ -32,6 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("--input", default=str(default))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--precision", default="32-true", help="predict.py's precision= (bf16 autocast: bf16-mixed, or auto)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("predict.json")))
     args = parser.parse_args(argv)
 
@@ -39,6 +41,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, str(ROOT / "predict.py"), f"ckpt={args.ckpt}", f"input={args.input}",
                f"output={tmp}/submission.csv", "overwrite=true", "progress=false", f"tta={str(args.tta).lower()}",
+               f"precision={args.precision}",
                f"paths.log_dir={tmp}", "hydra.output_subdir=null"]
         for i in range(args.repeats + 1):
             start = time.perf_counter()
@@ -50,20 +53,22 @@ def main(argv=None) -> None:
 
     from kmnist.data.io import read_digits
     from kmnist.engine.inference import load_checkpoint, predict_proba
+    from kmnist.engine.precision import native_bf16
 
     images = read_digits(args.input).images
     model = load_checkpoint(args.ckpt)
-    predict_proba([model], images[:2048], progress=False, tta=args.tta)
+    predict_proba([model], images[:2048], progress=False, tta=args.tta, precision=args.precision)
     loops = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        predict_proba([model], images, progress=False, tta=args.tta)
+        predict_proba([model], images, progress=False, tta=args.tta, precision=args.precision)
         loops.append(len(images) / (time.perf_counter() - start))
 
-    result = {"ckpt": args.ckpt, "input": args.input, "rows": len(images), "tta": args.tta, "threads": torch.get_num_threads(),
+    result = {"ckpt": args.ckpt, "input": args.input, "rows": len(images), "tta": args.tta, "precision": args.precision,
+              "threads": torch.get_num_threads(), "cpu_native_bf16": native_bf16("cpu"),
               "end_to_end_s_mean": statistics.mean(walls), "end_to_end_s_min": min(walls),
               "loop_img_s_mean": statistics.mean(loops)}
-    print(f"predict.py end to end ({len(images):,} rows, tta={args.tta}): mean {result['end_to_end_s_mean']:.2f} s, "
+    print(f"predict.py end to end ({len(images):,} rows, tta={args.tta}, precision={args.precision}): mean {result['end_to_end_s_mean']:.2f} s, "
           f"min {result['end_to_end_s_min']:.2f} s over {args.repeats}")
     print(f"inference loop: {result['loop_img_s_mean']:,.0f} images/s")
     Path(args.out).write_text(json.dumps(result, indent=2))

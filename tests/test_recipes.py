@@ -73,6 +73,7 @@ def test_flagship_is_the_defaults_plus_ema():
     assert set(run_cfg.callbacks) == DEFAULT_CALLBACKS - {"last_checkpoint"} | {"ema"} and "last_checkpoint" in cfg.callbacks
     assert (cfg.model.name, cfg.optim._target_, cfg.optim.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == \
         ("kresnet", "torch.optim.AdamW", 0.004, 256, 25)
+    assert cfg.trainer.precision == "auto"  # bf16 only where the CPU computes it natively (test_precision.py)
     gpu = composed("experiment=best_gpu")
     assert set(gpu.callbacks) == set(cfg.callbacks) and gpu.speed.cuda_graph and gpu.data.on_device
     assert gpu.callbacks.ema.decay == 0.99 and cfg.callbacks.ema.decay != 0.99

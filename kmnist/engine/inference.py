@@ -20,7 +20,8 @@ from torch import nn
 from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.tta import View, apply_view, resolve_views
-from kmnist.errors import CheckpointError, DataError
+from kmnist.engine.precision import AUTO, BF16, FP32, resolve_precision
+from kmnist.errors import CheckpointError, ConfigError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
 from kmnist.utils.atomic import atomic_write_csv
@@ -78,11 +79,25 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)
 
 
+PRECISIONS = {FP32: FP32, "32": FP32, BF16: BF16, "bf16": BF16, AUTO: AUTO}  # Lightning's spellings
+
+
+def inference_bf16(precision: str | int, device: torch.device) -> bool:
+    """Whether to predict under bf16 autocast: `precision` is 32-true, bf16-mixed or auto."""
+    if (name := PRECISIONS.get(str(precision))) is None:
+        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    resolved = resolve_precision(name, device.type)
+    return (resolved[0] if resolved else name) == BF16
+
+
 @torch.inference_mode()
 def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, batch_size: int = 256,
-                  device: str | torch.device = "cpu", tta: bool | str | tuple[View, ...] | None = False, progress: bool = True) -> np.ndarray:
-    """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10)."""
+                  device: str | torch.device = "cpu", tta: bool | str | tuple[View, ...] | None = False, progress: bool = True,
+                  precision: str = FP32) -> np.ndarray:
+    """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10).
+    `precision=auto` runs the networks under bf16 autocast where the device computes bf16 natively."""
     device = torch.device(device)
+    bf16 = inference_bf16(precision, device)
     for model in models:
         model.to(device)
     data = torch.as_tensor(images)
@@ -97,7 +112,8 @@ def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, 
         for model in models:
             for view in views:
                 inputs = model.preprocess(apply_view(x, view)).contiguous(memory_format=torch.channels_last)
-                probs = probs + probabilities(model.net, inputs)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    probs = probs + probabilities(model.net, inputs)
         out.append((probs / (len(models) * len(views))).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), dtype=np.float32)
 

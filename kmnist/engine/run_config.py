@@ -2,7 +2,8 @@
 
 Hydra saves the composed config (`.hydra/config.yaml`) before the task starts. A few settings
 follow from others and from the data: with no held-out rows there is nothing to monitor, with
-`data.val_file` alone the monitor watches `dev/*`, fine-tuning's two stages make up the epochs.
+`data.val_file` alone the monitor watches `dev/*`, fine-tuning's two stages make up the epochs,
+`trainer.precision=auto` becomes what the device computes fast (`kmnist/engine/precision.py`).
 `derive_run_config` returns a copy with those changes and says each one, so the run directory can
 keep them beside the composed config (`derived.yaml`), and checkpoints store the result.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from kmnist.engine.precision import resolve_precision
 from kmnist.utils.atomic import atomic_write_text
 
 
@@ -61,6 +63,8 @@ def _changes(cfg: DictConfig, val_set_names: list[str], holds_out_validation: bo
         why = ("model_checkpoint without a monitor saves every epoch and keeps last.ckpt itself; a second "
                "ModelCheckpoint for last.ckpt would be identical (Lightning refuses two)")
         changes += [Derived("callbacks.last_checkpoint", DELETE, why), Derived("callbacks.model_checkpoint.save_last", True, why)]
+    if resolved := resolve_precision(cfg.trainer.get("precision"), str(cfg.trainer.get("accelerator", "auto"))):
+        changes.append(Derived("trainer.precision", *resolved))
     if cfg.get("finetune"):
         changes.append(Derived("trainer.max_epochs", cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs,
                                "finetune: the frozen and unfrozen stages make up the whole run"))

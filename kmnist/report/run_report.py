@@ -76,7 +76,8 @@ def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule
         if tensors is None or len(tensors[0]) == 0:
             continue
         folder, what = REPORT_PLACES[name]
-        probs, labels, images = validation_outputs(scored, datamodule, tensors)
+        with trainer.precision_plugin.val_step_context():  # validation's precision (bf16 autocast under bf16-mixed)
+            probs, labels, images = validation_outputs(scored, datamodule, tensors)
         scores = evaluate(probs, labels, images, output_dir / folder, title=f"{title} ({what})" if title else what)
         metrics.update({f"{name}/{score}": value for score, value in scores.items()})
     return metrics

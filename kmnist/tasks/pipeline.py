@@ -105,7 +105,7 @@ class Pipeline:
             if (path, split) not in self.cache:
                 self.cache[path, split] = predict_proba([load_checkpoint(path)], self.tables[split].images,
                                                         batch_size=self.cfg.batch_size, device=resolve_device(self.cfg.accelerator),
-                                                        tta=self.cfg.tta, progress=False)
+                                                        tta=self.cfg.tta, progress=False, precision=self.cfg.precision)
         return np.mean([self.cache[path, split] for path in checkpoints], axis=0)
 
     def dev_accuracy(self, checkpoints: list[str]) -> float | None:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, ListConfig
 
 from kmnist.data.io import DigitTable, read_digits, table_to_frame
 from kmnist.data.tta import resolve_views, tta_name
-from kmnist.engine.inference import load_checkpoint, predict_proba, refuse_overwrite, resolve_device, write_submission
+from kmnist.engine.inference import inference_bf16, load_checkpoint, predict_proba, refuse_overwrite, resolve_device, write_submission
 from kmnist.errors import ConfigError
 from kmnist.utils.atomic import atomic_write_csv, write_json
 
@@ -22,6 +22,8 @@ def predict(cfg: DictConfig) -> dict:
     if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
         raise ConfigError(f"pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     resolve_views(cfg.tta)  # a bad set name fails before any checkpoint is read
+    device = resolve_device(cfg.accelerator)
+    bf16 = inference_bf16(cfg.precision, device)  # as does a bad precision
     output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
     overwrite = cfg.overwrite or not cfg.output
     refuse_overwrite(output, overwrite)  # as early: not after minutes of ensemble and TTA inference
@@ -30,12 +32,13 @@ def predict(cfg: DictConfig) -> dict:
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))
     ids = table.ids if table.ids is not None else np.arange(len(table))
 
-    device = resolve_device(cfg.accelerator)
-    probs = predict_proba(models, table.images, batch_size=cfg.batch_size, device=device, tta=cfg.tta, progress=cfg.progress)
+    probs = predict_proba(models, table.images, batch_size=cfg.batch_size, device=device, tta=cfg.tta, progress=cfg.progress,
+                          precision=cfg.precision)
     labels = probs.argmax(axis=1)
 
     write_submission(ids, labels, output, overwrite=overwrite)
-    result = {"input": str(cfg.input), "output": str(output.resolve()), "rows": len(labels), "checkpoints": [str(p) for p in paths], "tta": tta_name(cfg.tta)}
+    result = {"input": str(cfg.input), "output": str(output.resolve()), "rows": len(labels), "checkpoints": [str(p) for p in paths], "tta": tta_name(cfg.tta),
+              "precision": "bf16-mixed" if bf16 else "32-true"}
     if table.labels is not None:
         from kmnist.report.evaluation import evaluate  # matplotlib only for labelled inputs
 
