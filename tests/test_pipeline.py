@@ -81,6 +81,13 @@ def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("error: seeds=[]") and "Traceback" not in done.stderr
 
 
+def test_a_bad_precision_is_refused_before_any_member_trains(data_dir, tmp_path):
+    done = run_pipeline("precision=fp16", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "train=" + hydra_list(TINY), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "precision='fp16': expected one of" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))  # nothing trained first
+
+
 def test_members_may_be_diverse_networks(data_dir, tmp_path):
     from hydra import compose, initialize_config_dir
 

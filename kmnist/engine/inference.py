@@ -20,8 +20,8 @@ from torch import nn
 from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.tta import View, apply_view, resolve_views
-from kmnist.engine.precision import AUTO, BF16, FP32, resolve_precision
-from kmnist.errors import CheckpointError, ConfigError, DataError
+from kmnist.engine.precision import BF16, FP32, device_type, precision_name, resolve_precision
+from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
 from kmnist.utils.atomic import atomic_write_csv
@@ -79,13 +79,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)
 
 
-PRECISIONS = {FP32: FP32, "32": FP32, BF16: BF16, "bf16": BF16, AUTO: AUTO}  # Lightning's spellings
-
-
 def inference_bf16(precision: str | int, device: torch.device) -> bool:
     """Whether to predict under bf16 autocast: `precision` is 32-true, bf16-mixed or auto."""
-    if (name := PRECISIONS.get(str(precision))) is None:
-        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    name = precision_name(precision)
     resolved = resolve_precision(name, device.type)
     return (resolved[0] if resolved else name) == BF16
 
@@ -130,6 +126,4 @@ def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, over
 
 
 def resolve_device(accelerator: str) -> torch.device:
-    if accelerator == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device("cuda" if accelerator == "gpu" else accelerator)
+    return torch.device(device_type(accelerator))

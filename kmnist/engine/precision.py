@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import torch
 
+from kmnist.errors import ConfigError
+
 AUTO = "auto"
 BF16 = "bf16-mixed"
 FP32 = "32-true"
+PRECISIONS = {FP32: FP32, "32": FP32, BF16: BF16, "bf16": BF16, AUTO: AUTO}  # Lightning's spellings
+
+
+def precision_name(precision: str | int) -> str:
+    """predict.py's and the pipeline's `precision=`: 32-true, bf16-mixed or auto; a ConfigError otherwise."""
+    if (name := PRECISIONS.get(str(precision))) is None:
+        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return name
 
 
 def device_type(accelerator: str) -> str:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import resolve_views, tta_name
+from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
@@ -70,6 +71,7 @@ class Pipeline:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         resolve_views(cfg.tta)  # a bad view-set name fails now, not after the members have trained
+        precision_name(cfg.precision)  # as does a bad precision
         self.root = Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
         self.tables: dict[str, DigitTable] = {}
