@@ -1,4 +1,4 @@
-"""The newer augmentations: elastic distortion, stroke thickness, MixUp and CutMix. Each draws
+"""The newer augmentations: aspect stretch, elastic distortion, stroke thickness, MixUp and CutMix. Each draws
 its parameters per image, keeps shape and range, and runs only in training."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from omegaconf import open_dict
 from kmnist.data.augment import BatchAugment
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.mixing import cutmix, mixup
+from kmnist.errors import ConfigError
 
 
 def digit_batch(n: int = 16) -> torch.Tensor:
@@ -31,6 +32,39 @@ def test_elastic_field_is_bounded_smooth_and_per_image():
     out = augment(digit_batch(8))
     assert out.shape == (8, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
     assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[0], digit_batch(1)[0])
+
+
+def test_aspect_stretches_each_image_by_its_own_ratio_and_keeps_the_area():
+    augment, x = BatchAugment(aspect=0.5), digit_batch(256)
+    torch.manual_seed(0)
+    matrices = augment.sample_matrices(256, x)
+    torch.manual_seed(0)
+    out = augment(x)  # the same draw: forward samples its matrices first
+    scale_x, scale_y = matrices[:, 0, 0], matrices[:, 1, 1]
+    ratio = scale_x / scale_y
+    assert torch.allclose(scale_x * scale_y, torch.ones(256), atol=1e-5), "area kept: zoom is a separate knob"
+    assert ratio.min() >= 1 / 1.5 - 1e-5 and ratio.max() <= 1.5 + 1e-5
+    assert ratio.min() < 0.75 and ratio.max() > 1.35 and len(torch.unique(ratio)) == 256, "per image, both ways"
+    assert matrices[:, 0, 1].abs().max() < 1e-6 and matrices[:, 1, 0].abs().max() < 1e-6  # no rotation or shear
+    # The bar (12 rows x 4 columns) comes out wider for its height exactly where the ratio says so.
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+
+    def spread(img: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        mass = img.sum(dim=(-2, -1))
+        mean = (img * coords).sum(dim=(-2, -1)) / mass
+        return ((img * (coords - mean[..., None, None]) ** 2).sum(dim=(-2, -1)) / mass).sqrt()
+
+    shape_change = (spread(out, xs) / spread(out, ys)) / (spread(x, xs) / spread(x, ys))
+    assert torch.corrcoef(torch.stack([shape_change.flatten(), ratio]))[0, 1] > 0.95
+    assert BatchAugment(aspect=0.0).is_identity and not augment.is_identity
+
+
+@pytest.mark.parametrize(("knob", "value", "says"), [("aspect", -0.5, "expected >= 0"), ("zoom", 1.0, "expected < 1"),
+                                                     ("erase_p", 1.5, "a probability")])
+def test_a_bad_knob_is_a_one_line_error_naming_it(knob, value, says):
+    with pytest.raises(ConfigError, match=rf"data\.augment\.{knob}={value}: .*{says}"):
+        BatchAugment(**{knob: value})
 
 
 def test_stroke_thickens_or_thins_each_image_by_its_own_amount():
@@ -104,7 +138,7 @@ def test_datamodule_mixes_only_in_training(data_dir):
 @pytest.mark.parametrize("preset", ["mix", "elastic"])
 def test_a_real_fit_with_the_new_augmentations(compose_train, tmp_path, preset):
     overrides = {"mix": ["data.augment.mixup=0.4", "data.augment.cutmix=1.0", "data.augment.mix_p=0.5"],
-                 "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5"]}[preset]
+                 "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5", "data.augment.aspect=0.5"]}[preset]
     from kmnist.tasks.train import train
 
     cfg = compose_train("model=cnn", *overrides)

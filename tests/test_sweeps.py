@@ -42,6 +42,7 @@ def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
     (["hparams_search=optuna_resnet50", "model=resnet50"], lambda h: "model.dropout" not in h.sweeper.params),
     (["hparams_search=dev_width"], lambda h: h.sweeper.params == {"seed": "0,1,2", "model.widths": "[32,64,128],[64,128,256],[96,192,384]"}),
     (["hparams_search=dev_augment"], lambda h: h.sweeper.params["data/augment"] == "strong,kaggle,deform"),
+    (["hparams_search=dev_shape"], lambda h: h.sweeper.params == {"seed": "0,1,2", "data.augment.aspect": "0.0,0.5", "data.augment.stroke": "0.0,0.5"}),
     (["hparams_search=dev_average"], lambda h: h.sweeper.params["callbacks"] == "[default],[default,ema],[default,swa]"),
 ])
 def test_launcher_and_search_configs_compose(overrides, check):

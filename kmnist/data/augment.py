@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kmnist.data import mixing
+from kmnist.errors import ConfigError
 
 
 def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
@@ -28,13 +29,15 @@ def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
 
 
 class BatchAugment(nn.Module):
-    """Per-image stroke thickness, then random rotation, translation, shear, zoom, perspective
+    """Per-image stroke thickness, then random rotation, translation, shear, zoom, aspect, perspective
     warp and elastic distortion (one resampling), then brightness/contrast ("lighting") and random
     erasing, applied to a float batch (B, C, H, W) in [0, 1]. `mix` blends images and labels
     (MixUp / CutMix) as a separate step, since it changes the targets too.
 
     rotation: max degrees; translate: max shift as a fraction of the side; shear: max shear
-    factor; zoom: scale drawn from [1 - zoom, 1 + zoom]; warp: max perspective coefficient;
+    factor; zoom: scale drawn from [1 - zoom, 1 + zoom]; aspect: width stretched against height by
+    a ratio drawn log-uniformly from [1 / (1 + aspect), 1 + aspect], area kept (Keras' zoom_range
+    scales x and y independently; Dig-MNIST's digits are ~1.6x wider for their height); warp: max perspective coefficient;
     elastic: max displacement of a smooth random field, as a fraction of the side, drawn on an
     `elastic_cells` x `elastic_cells` grid and upsampled; stroke: max share of a grey-level
     dilation (thicker strokes, > 0) or erosion (thinner, < 0) blended in, drawn per image from
@@ -46,19 +49,29 @@ class BatchAugment(nn.Module):
     """
 
     def __init__(self, rotation: float = 0.0, translate: float = 0.0, shear: float = 0.0, zoom: float = 0.0,
-                 warp: float = 0.0, lighting: float = 0.0, erase_p: float = 0.0, erase_area: tuple[float, float] = (0.02, 0.15),
+                 aspect: float = 0.0, warp: float = 0.0, lighting: float = 0.0, erase_p: float = 0.0, erase_area: tuple[float, float] = (0.02, 0.15),
                  elastic: float = 0.0, elastic_cells: int = 4, stroke: float = 0.0,
                  mixup: float = 0.0, cutmix: float = 0.0, mix_p: float = 0.5):
         super().__init__()
-        self.rotation, self.translate, self.shear, self.zoom = rotation, translate, shear, zoom
+        magnitudes = dict(rotation=rotation, translate=translate, shear=shear, zoom=zoom, aspect=aspect, warp=warp,
+                          lighting=lighting, elastic=elastic, stroke=stroke, mixup=mixup, cutmix=cutmix)
+        for name, value in magnitudes.items():
+            if value < 0:
+                raise ConfigError(f"data.augment.{name}={value}: a maximum magnitude, expected >= 0")
+        if zoom >= 1:
+            raise ConfigError(f"data.augment.zoom={zoom}: scales are drawn from [1 - zoom, 1 + zoom], expected < 1")
+        for name, value in dict(erase_p=erase_p, mix_p=mix_p).items():
+            if not 0 <= value <= 1:
+                raise ConfigError(f"data.augment.{name}={value}: a probability, expected in [0, 1]")
+        self.rotation, self.translate, self.shear, self.zoom, self.aspect = rotation, translate, shear, zoom, aspect
         self.warp, self.lighting, self.erase_p, self.erase_area = warp, lighting, erase_p, tuple(erase_area)
         self.elastic, self.elastic_cells, self.stroke = elastic, int(elastic_cells), stroke
         self.mixup, self.cutmix, self.mix_p = mixup, cutmix, mix_p
 
     @property
     def is_identity(self) -> bool:
-        return not any((self.rotation, self.translate, self.shear, self.zoom, self.warp, self.elastic, self.stroke,
-                        self.lighting, self.erase_p))
+        return not any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic,
+                        self.stroke, self.lighting, self.erase_p))
 
     @property
     def mixes(self) -> bool:
@@ -69,7 +82,7 @@ class BatchAugment(nn.Module):
             return x
         if self.stroke:
             x = self._stroke(x)
-        if any((self.rotation, self.translate, self.shear, self.zoom, self.warp, self.elastic)):
+        if any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic)):
             x = self._warp(x)
         if self.lighting:
             x = self._lighting(x)
@@ -100,15 +113,19 @@ class BatchAugment(nn.Module):
         """Forward maps (n, 3, 3) in normalised [-1, 1] coordinates: T @ R @ Sh @ Z @ P."""
         angle = self._uniform(n, math.radians(self.rotation), like)
         scale = 1 + self._uniform(n, self.zoom, like)
+        scale_x = scale_y = scale
+        if self.aspect:  # drawn only when on, so recipes without it keep their random stream
+            stretch = torch.exp(self._uniform(n, math.log1p(self.aspect), like) / 2)  # sqrt of the width:height ratio
+            scale_x, scale_y = scale * stretch, scale / stretch
         shear = self._uniform(n, self.shear, like)
         tx, ty = (self._uniform(n, 2 * self.translate, like) for _ in range(2))
         cos, sin = torch.cos(angle), torch.sin(angle)
         m = torch.zeros(n, 3, 3, device=like.device)
-        # R @ Sh @ Z with Sh = [[1, shear], [0, 1]] and Z = scale * I
-        m[:, 0, 0] = cos * scale
-        m[:, 0, 1] = (cos * shear - sin) * scale
-        m[:, 1, 0] = sin * scale
-        m[:, 1, 1] = (sin * shear + cos) * scale
+        # R @ Sh @ Z with Sh = [[1, shear], [0, 1]] and Z = diag(scale_x, scale_y)
+        m[:, 0, 0] = cos * scale_x
+        m[:, 0, 1] = (cos * shear - sin) * scale_y
+        m[:, 1, 0] = sin * scale_x
+        m[:, 1, 1] = (sin * shear + cos) * scale_y
         m[:, 0, 2], m[:, 1, 2], m[:, 2, 2] = tx, ty, 1.0
         if self.warp:
             m[:, 2, 0] = self._uniform(n, self.warp, like)
