@@ -69,9 +69,13 @@ class BatchAugment(nn.Module):
         self.mixup, self.cutmix, self.mix_p = mixup, cutmix, mix_p
 
     @property
+    def warps(self) -> bool:
+        """Whether any knob moves pixels (one resampling does them all)."""
+        return any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic))
+
+    @property
     def is_identity(self) -> bool:
-        return not any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic,
-                        self.stroke, self.lighting, self.erase_p))
+        return not (self.warps or any((self.stroke, self.lighting, self.erase_p)))
 
     @property
     def mixes(self) -> bool:
@@ -82,7 +86,7 @@ class BatchAugment(nn.Module):
             return x
         if self.stroke:
             x = self._stroke(x)
-        if any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic)):
+        if self.warps:
             x = self._warp(x)
         if self.lighting:
             x = self._lighting(x)
