@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import ROOT
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from kmnist.data.io import read_digits
 from kmnist.engine.inference import load_checkpoint, predict_proba
@@ -118,3 +119,66 @@ def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, t
     probs = predict_proba([load_checkpoint(p) for p in ckpts], dev.images, tta=True, progress=False)
     assert stage["dev_acc"] == pytest.approx(float((probs.argmax(1) == dev.labels).mean()))
     assert set(stage["submissions"]) == {"test"}
+
+
+@pytest.mark.slow
+def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
+    """resume=DIR reuses the finished runs, continues a cut-off one from its last.ckpt, keeps the
+    pseudo-labels its round trained on, and refuses a folder made with other options."""
+    root = tmp_path / "pipe"
+    options = [f"train={hydra_list(TINY)}", "seeds=[0]", "pseudo_label.threshold=0.1", "dig_file=null", "tta=false",
+               f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "accelerator=cpu"]
+    first = run_pipeline(*options, f"hydra.run.dir={root}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+    before = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
+    member_files = {p: p.stat().st_mtime_ns for p in [*(root / "members" / "0").glob("checkpoints/*.ckpt"), root / "members" / "0" / "metrics.json"]}
+    # Kept, not predicted again: a row fewer here stays a row fewer (predictions made again, e.g. on
+    # another machine or precision, may differ in a few rows from what the round trained on).
+    labels = root / "pseudo1" / "pseudo_labels.csv.gz"
+    pd.read_csv(labels).iloc[:-1].to_csv(labels, index=False)
+    labels_bytes = labels.read_bytes()
+    # Cut off: the pseudo round's run after its last epoch's checkpoint, before metrics.json; no student yet.
+    (root / "pseudo1" / "0" / "metrics.json").unlink()
+    shutil.rmtree(root / "distilled")
+    (root / "pipeline.json").unlink()
+
+    def resume(*extra: str, name: str) -> subprocess.CompletedProcess:
+        return run_pipeline(*options, *extra, f"resume={root}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+
+    refused = resume("distill.seed=7", name="other_options")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: resume: {root} was made with another config (distill.seed: 100 -> 7); repeat the first command's "
+        f"options, or delete {root} to start it anew")
+    # A run folder whose recipe changed since (conf/ edited between sessions) is refused too, by name.
+    saved = root / "members" / "0" / ".hydra" / "config.yaml"
+    original = saved.read_text()
+    saved.write_text(original.replace("lr: 0.003", "lr: 0.01", 1))
+    changed = resume(name="changed_recipe")
+    assert changed.returncode != 0
+    assert f"resume: {root / 'members' / '0'} was made with another config (optim.lr: 0.01 -> 0.003)" in changed.stderr
+    saved.write_text(original)
+    assert not (root / "distilled").exists()  # neither refusal trained anything
+
+    resumed = resume(name="resumed")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    after = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
+    assert list(after) == ["ensemble", "pseudo1", "distilled"]
+    # The member was reused as it was, not run again: same files, same dev accuracy.
+    assert after["ensemble"]["checkpoints"] == before["ensemble"]["checkpoints"]
+    assert after["ensemble"]["dev_acc"] == before["ensemble"]["dev_acc"]
+    assert {p: p.stat().st_mtime_ns for p in member_files} == member_files
+    # The cut-off run continued from its last.ckpt, on the pseudo-labels it started with.
+    pseudo_cfg = OmegaConf.load(root / "pseudo1" / "0" / ".hydra" / "config.yaml")
+    assert pseudo_cfg.ckpt_path == str(root / "pseudo1" / "0" / "checkpoints" / "last.ckpt")
+    assert labels.read_bytes() == labels_bytes
+    assert (root / "pseudo1" / "0" / "metrics.json").is_file()
+    # The student trained anew, taught by the pseudo round's network.
+    student_cfg = torch.load(after["distilled"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
+    assert student_cfg["loss"]["distill"]["teachers"] == after["pseudo1"]["checkpoints"]
+
+
+def test_resume_refuses_a_folder_that_is_not_a_pipelines(data_dir, tmp_path):
+    done = run_pipeline(f"resume={tmp_path}", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == f"error: resume={tmp_path}: not a pipeline folder (no .hydra/config.yaml in {tmp_path})"

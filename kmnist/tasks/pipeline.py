@@ -28,6 +28,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import resolve_views, tta_name
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
+from kmnist.tasks.resume import check_same_config, finished_run, interrupted_checkpoint, pipeline_folder
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
@@ -58,13 +59,16 @@ class Stage:
 
 
 def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
-    """train.py's config with these overrides, written to `output_dir` like a Hydra run
-    (`.hydra/config.yaml` and `overrides.yaml`), so each pipeline run is reproducible alone."""
-    cfg = hydra.compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+    """train.py's config with these overrides and the run's folder (written by `save_run`)."""
+    return hydra.compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
+def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
+    """Write the run's `.hydra/config.yaml` and `overrides.yaml` like a Hydra run, so each pipeline
+    run is reproducible alone."""
     (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
-    return cfg
 
 
 class Pipeline:
@@ -72,7 +76,8 @@ class Pipeline:
         self.cfg = cfg
         resolve_views(cfg.tta)  # a bad view-set name fails now, not after the members have trained
         precision_name(cfg.precision)  # as does a bad precision
-        self.root = Path(cfg.paths.output_dir)
+        # resume=DIR continues a pipeline in its folder; otherwise this run's own (Hydra's) folder.
+        self.root = pipeline_folder(cfg.resume, cfg) if cfg.get("resume") else Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
         self.tables: dict[str, DigitTable] = {}
         for split, path in self.files.items():
@@ -88,11 +93,23 @@ class Pipeline:
     # ------------------------------------------------------------ pieces
 
     def train_run(self, overrides: list[str], output_dir: Path) -> tuple[str, float]:
-        """One training run (a kmnist run directory): its best checkpoint and training seconds."""
+        """One training run (a kmnist run directory): its best checkpoint and training seconds. In a
+        resumed pipeline a finished run is reused and a cut-off one continues from its last.ckpt."""
         from kmnist.tasks.train import train
 
         extra = [f"data.val_file={quoted(self.cfg.dev_file)}"] if self.cfg.dev_file else []
-        metrics, _ = train(compose_run([*self.cfg.train, *extra, *overrides], output_dir))
+        overrides = [*self.cfg.train, *extra, *overrides]
+        cfg = compose_run(overrides, output_dir)
+        check_same_config(output_dir, cfg)  # a folder trained with another recipe is never mixed in
+        if done := finished_run(output_dir):
+            log.info("%s: trained already; reusing %s", output_dir, done[0])
+            return done
+        if last := interrupted_checkpoint(output_dir):
+            log.info("%s: resuming from %s", output_dir, last)
+            overrides = [*overrides, f"ckpt_path={quoted(last)}"]
+            cfg = compose_run(overrides, output_dir)
+        save_run(cfg, overrides, output_dir)
+        metrics, _ = train(cfg)
         checkpoint = metrics.get("best_ckpt")
         if not checkpoint:
             raise ConfigError(f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)")
@@ -158,8 +175,12 @@ class Pipeline:
         return stage
 
     def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path) -> tuple[Path | None, int]:
+        """The confident test rows as a training file; a resumed pipeline keeps the one its runs trained on."""
         from kmnist.tasks.predict import write_pseudo_labels
 
+        if path.is_file():
+            log.info("%s: kept from the first run", path)
+            return path.resolve(), len(read_digits(path))
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
         return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
 
