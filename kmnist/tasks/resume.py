@@ -17,18 +17,21 @@ from kmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Top-level keys that may differ between the first command and its resumption.
-MAY_DIFFER = frozenset({"resume", "ckpt_path"})
+# Keys that may differ between the first command and its resumption: a training run's checkpoint
+# to resume from, and the pipeline's options that decide how far it goes and how it predicts, not
+# what trained (the rounds, the student, the views, the precision and batch of predictions).
+MAY_DIFFER = frozenset({"resume", "ckpt_path", "pseudo_label.rounds", "distill.enabled", "dig_file", "tta", "precision",
+                        "batch_size", "accelerator"})
 
 
 def first_difference(old, new, where: str = "") -> str | None:
     """The first dotted key whose value differs between two plain (unresolved) configs, as
-    `key: old -> new`; None when they are the same."""
+    `key: old -> new`, leaving out MAY_DIFFER; None when they are the same."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
-            if not where and key in MAY_DIFFER:
-                continue
             name = f"{where}.{key}" if where else str(key)
+            if name in MAY_DIFFER:
+                continue
             if key not in old or key not in new:
                 return f"{name}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}"
             if found := first_difference(old[key], new[key], name):
