@@ -126,39 +126,49 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     """resume=DIR reuses the finished runs, continues a cut-off one from its last.ckpt, keeps the
     pseudo-labels its round trained on, and refuses a folder made with other options."""
     root = tmp_path / "pipe"
-    options = [f"train={hydra_list(TINY)}", "seeds=[0]", "pseudo_label.threshold=0.1", "dig_file=null", "tta=false",
+    # Two epochs, every epoch's checkpoint kept: a run can be cut off after its first.
+    train = [o for o in TINY if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1"]
+    options = [f"train={hydra_list(train)}", "seeds=[0]", "pseudo_label.threshold=0.1", "dig_file=null", "tta=false",
                f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "accelerator=cpu"]
     first = run_pipeline(*options, f"hydra.run.dir={root}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-4000:]
     before = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
     member_files = {p: p.stat().st_mtime_ns for p in [*(root / "members" / "0").glob("checkpoints/*.ckpt"), root / "members" / "0" / "metrics.json"]}
+    # Cut off: the pseudo round's run after its first epoch; the student before it began.
+    cut = root / "pseudo1" / "0"
+    (epoch0,) = cut.glob("checkpoints/epoch_000*.ckpt")
+    epoch0_written = epoch0.stat().st_mtime_ns
+    shutil.copy(epoch0, cut / "checkpoints" / "last.ckpt")
+    for path in [*cut.glob("checkpoints/epoch_001*.ckpt"), cut / "metrics.json", root / "pipeline.json"]:
+        path.unlink()
+    shutil.rmtree(root / "distilled" / "run")
     # Kept, not predicted again: a row fewer here stays a row fewer (predictions made again, e.g. on
     # another machine or precision, may differ in a few rows from what the round trained on).
     labels = root / "pseudo1" / "pseudo_labels.csv.gz"
     pd.read_csv(labels).iloc[:-1].to_csv(labels, index=False)
     labels_bytes = labels.read_bytes()
-    # Cut off: the pseudo round's run after its last epoch's checkpoint, before metrics.json; no student yet.
-    (root / "pseudo1" / "0" / "metrics.json").unlink()
-    shutil.rmtree(root / "distilled")
-    (root / "pipeline.json").unlink()
+    # ...unless other models labelled it: the student's file, as if the first run had had fewer rounds.
+    student_labels = root / "distilled" / "test_labelled_by_ensemble.csv.gz"
+    pd.read_csv(student_labels).iloc[:-1].to_csv(student_labels, index=False)
+    (root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").write_text('{"labelled_by": ["elsewhere.ckpt"]}')
 
-    def resume(*extra: str, name: str) -> subprocess.CompletedProcess:
-        return run_pipeline(*options, *extra, f"resume={root}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+    def resume(*extra: str, folder: Path = root, name: str) -> subprocess.CompletedProcess:
+        return run_pipeline(*options, *extra, f"resume={folder}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
 
     refused = resume("distill.seed=7", name="other_options")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"error: resume: {root} was made with another config (distill.seed: 100 -> 7); repeat the first command's "
-        f"options, or delete {root} to start it anew")
+        f"error: resume: {root} was made with other options (distill.seed: 100 -> 7); repeat the first command's "
+        "options, or leave out resume= to start a new pipeline")
     # A run folder whose recipe changed since (conf/ edited between sessions) is refused too, by name.
     saved = root / "members" / "0" / ".hydra" / "config.yaml"
     original = saved.read_text()
     saved.write_text(original.replace("lr: 0.003", "lr: 0.01", 1))
     changed = resume(name="changed_recipe")
     assert changed.returncode != 0
-    assert f"resume: {root / 'members' / '0'} was made with another config (optim.lr: 0.01 -> 0.003)" in changed.stderr
+    assert f"resume: {root / 'members' / '0'} was trained with another config (optim.lr: 0.01 -> 0.003)" in changed.stderr
     saved.write_text(original)
-    assert not (root / "distilled").exists()  # neither refusal trained anything
+    assert not (root / "distilled" / "run").exists() and epoch0.stat().st_mtime_ns == epoch0_written  # nothing trained
 
     resumed = resume("batch_size=512", name="resumed")  # how it predicts may change
     assert resumed.returncode == 0, resumed.stderr[-4000:]
@@ -168,17 +178,25 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert after["ensemble"]["checkpoints"] == before["ensemble"]["checkpoints"]
     assert after["ensemble"]["dev_acc"] == before["ensemble"]["dev_acc"]
     assert {p: p.stat().st_mtime_ns for p in member_files} == member_files
-    # The cut-off run continued from its last.ckpt, on the pseudo-labels it started with.
-    pseudo_cfg = OmegaConf.load(root / "pseudo1" / "0" / ".hydra" / "config.yaml")
-    assert pseudo_cfg.ckpt_path == str(root / "pseudo1" / "0" / "checkpoints" / "last.ckpt")
+    # The cut-off run trained its second epoch only, from its last.ckpt, on the pseudo-labels it started with.
+    assert json.loads((cut / "metrics.json").read_text())["epochs"] == 2
+    # (trained anew, it would have written a second epoch-0 file beside the first, epoch_000-...-v1.ckpt)
+    assert epoch0.stat().st_mtime_ns == epoch0_written and len(list(cut.glob("checkpoints/epoch_*.ckpt"))) == 2
+    assert OmegaConf.load(cut / ".hydra" / "config.yaml").ckpt_path == str(cut / "checkpoints" / "last.ckpt")
     assert labels.read_bytes() == labels_bytes
-    assert (root / "pseudo1" / "0" / "metrics.json").is_file()
-    # The student trained anew, taught by the pseudo round's network.
+    # The student's file was labelled anew by the pseudo round's network, and the student taught by it.
+    assert len(read_digits(student_labels)) == len(read_digits(data_dir / "test.csv.gz"))
+    assert json.loads((root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").read_text()) == {"labelled_by": after["pseudo1"]["checkpoints"]}
     student_cfg = torch.load(after["distilled"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
     assert student_cfg["loss"]["distill"]["teachers"] == after["pseudo1"]["checkpoints"]
+    # The resumption's own folder holds its log, not the runs: pointing resume= at it is refused.
+    again = resume(folder=tmp_path / "resumed", name="again")
+    assert again.returncode != 0
+    assert again.stderr.strip().splitlines()[-1] == f"error: resume={tmp_path / 'resumed'}: that command resumed {root}; use resume={root}"
 
 
 def test_resume_refuses_a_folder_that_is_not_a_pipelines(data_dir, tmp_path):
     done = run_pipeline(f"resume={tmp_path}", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines()[-1] == f"error: resume={tmp_path}: not a pipeline folder (no .hydra/config.yaml in {tmp_path})"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: resume={tmp_path}: not a pipeline folder (no pipeline's .hydra/config.yaml in {tmp_path})")

@@ -28,7 +28,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import resolve_views, tta_name
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
-from kmnist.tasks.resume import check_same_config, finished_run, interrupted_checkpoint, pipeline_folder
+from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, labellers_file, pipeline_folder
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
@@ -64,11 +64,10 @@ def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
 
 
 def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
-    """Write the run's `.hydra/config.yaml` and `overrides.yaml` like a Hydra run, so each pipeline
-    run is reproducible alone."""
-    (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
+    """Write the run's `.hydra/config.yaml` and `overrides.yaml` like a Hydra run, so each pipeline run
+    can be read and run alone (a resumed run's name the ckpt_path it resumed from)."""
+    atomic_write_text(output_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write_text(output_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
 
 
 class Pipeline:
@@ -100,7 +99,7 @@ class Pipeline:
         extra = [f"data.val_file={quoted(self.cfg.dev_file)}"] if self.cfg.dev_file else []
         overrides = [*self.cfg.train, *extra, *overrides]
         cfg = compose_run(overrides, output_dir)
-        check_same_config(output_dir, cfg)  # a folder trained with another recipe is never mixed in
+        check_same_run(output_dir, cfg)  # a folder trained with another recipe is never mixed in
         if done := finished_run(output_dir):
             log.info("%s: trained already; reusing %s", output_dir, done[0])
             return done
@@ -174,14 +173,14 @@ class Pipeline:
                 stage.member_dev_accs.append(self.dev_accuracy([checkpoint]))
         return stage
 
-    def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path) -> tuple[Path | None, int]:
+    def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path, labelled_by: list[str]) -> tuple[Path | None, int]:
         """The confident test rows as a training file; a resumed pipeline keeps the one its runs trained on."""
         from kmnist.tasks.predict import write_pseudo_labels
 
-        if path.is_file():
-            log.info("%s: kept from the first run", path)
+        if kept_labels(path, labelled_by):
             return path.resolve(), len(read_digits(path))
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
+        write_json(labellers_file(path), {"labelled_by": list(labelled_by)})
         return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
 
     # ------------------------------------------------------------ the stages
@@ -200,7 +199,7 @@ class Pipeline:
         teachers = members.checkpoints
         for round_ in range(1, int(cfg.pseudo_label.rounds) + 1):
             name = f"pseudo{round_}"
-            labels, rows = self.pseudo_labels(test_probs, float(cfg.pseudo_label.threshold), self.root / name / "pseudo_labels.csv.gz")
+            labels, rows = self.pseudo_labels(test_probs, float(cfg.pseudo_label.threshold), self.root / name / "pseudo_labels.csv.gz", teachers)
             if labels is None:
                 log.warning("%s: no test row reaches confidence %s; stopping the pseudo-label rounds", name, cfg.pseudo_label.threshold)
                 break
@@ -210,7 +209,7 @@ class Pipeline:
             teachers = stage.checkpoints
         if cfg.distill.enabled:
             # Every test row, labelled by the final ensemble: the student is taught there too.
-            labels, rows = self.pseudo_labels(test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz")
+            labels, rows = self.pseudo_labels(test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz", teachers)
             teacher_list = ",".join(quoted(t) for t in teachers)
             checkpoint, seconds = self.train_run(
                 [f"seed={cfg.distill.seed}", *cfg.distill.overrides, f"loss.distill.teachers=[{teacher_list}]", f"loss.distill.weight={cfg.distill.weight}",

@@ -24,20 +24,30 @@ MAY_DIFFER = frozenset({"resume", "ckpt_path", "pseudo_label.rounds", "distill.e
                         "batch_size", "accelerator"})
 
 
+def shown(value) -> str:
+    """A config value in a one-line error: absent said so, long lists (of checkpoints) shortened."""
+    text = "(absent)" if value is _ABSENT else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_ABSENT = object()
+
+
 def first_difference(old, new, where: str = "") -> str | None:
     """The first dotted key whose value differs between two plain (unresolved) configs, as
-    `key: old -> new`, leaving out MAY_DIFFER; None when they are the same."""
+    `key: old -> new`, leaving out MAY_DIFFER; None when they are the same. Unresolved, so that
+    `${now:...}` and `${hydra:...}` compare as written."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
             name = f"{where}.{key}" if where else str(key)
             if name in MAY_DIFFER:
                 continue
             if key not in old or key not in new:
-                return f"{name}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}"
+                return f"{name}: {shown(old.get(key, _ABSENT))} -> {shown(new.get(key, _ABSENT))}"
             if found := first_difference(old[key], new[key], name):
                 return found
         return None
-    return None if old == new else f"{where}: {old!r} -> {new!r}"
+    return None if old == new else f"{where}: {shown(old)} -> {shown(new)}"
 
 
 def saved_config(folder: Path) -> dict | None:
@@ -46,22 +56,26 @@ def saved_config(folder: Path) -> dict | None:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None
 
 
-def check_same_config(folder: Path, cfg: DictConfig) -> None:
-    """Refuse to continue in `folder` with a config other than the one it was made with."""
+def check_same_run(folder: Path, cfg: DictConfig) -> None:
+    """Refuse to reuse or continue a training run made with a config other than `cfg`."""
     old = saved_config(folder)
-    if old is None:
-        return
-    if diff := first_difference(old, OmegaConf.to_container(cfg, resolve=False)):
-        raise ConfigError(f"resume: {folder} was made with another config ({diff}); repeat the first command's "
-                          f"options, or delete {folder} to start it anew")
+    if old is not None and (diff := first_difference(old, OmegaConf.to_container(cfg, resolve=False))):
+        raise ConfigError(f"resume: {folder} was trained with another config ({diff}); repeat the first command's "
+                          f"options, or delete {folder} to train it anew")
 
 
 def pipeline_folder(resume: str, cfg: DictConfig) -> Path:
-    """The folder `resume=DIR` names, checked: a pipeline's, made with this config."""
-    folder = Path(resume).expanduser().resolve()
-    if saved_config(folder) is None:
-        raise ConfigError(f"resume={resume}: not a pipeline folder (no .hydra/config.yaml in {folder})")
-    check_same_config(folder, cfg)
+    """The folder `resume=DIR` names, checked: the pipeline that trained there, with these options."""
+    # absolute(), not resolve(): the runs' saved paths keep any symlink of the first command's.
+    folder = Path(resume).expanduser().absolute()
+    old = saved_config(folder)
+    if old is None or old.get("task_name") != "pipeline":
+        raise ConfigError(f"resume={resume}: not a pipeline folder (no pipeline's .hydra/config.yaml in {folder})")
+    if old.get("resume"):  # a resumption's own folder holds its log, not the runs
+        raise ConfigError(f"resume={resume}: that command resumed {old['resume']}; use resume={old['resume']}")
+    if diff := first_difference(old, OmegaConf.to_container(cfg, resolve=False)):
+        raise ConfigError(f"resume: {folder} was made with other options ({diff}); repeat the first command's "
+                          f"options, or leave out resume= to start a new pipeline")
     log.info("resuming the pipeline in %s: finished runs are reused, a cut-off one resumes", folder)
     return folder
 
@@ -82,3 +96,22 @@ def interrupted_checkpoint(folder: Path) -> Path | None:
     """The checkpoint a cut-off training run resumes from: its latest epoch's `last.ckpt`."""
     path = folder / "checkpoints" / "last.ckpt"
     return path if path.is_file() else None
+
+
+def labellers_file(labels: Path) -> Path:
+    """Where a pseudo-label file records the checkpoints whose ensemble labelled it."""
+    return labels.with_name(labels.name.split(".")[0] + ".labelled_by.json")
+
+
+def kept_labels(labels: Path, labelled_by: list[str]) -> bool:
+    """Whether a resumed pipeline keeps the pseudo-label file `labels` rather than labelling anew: it
+    exists and these checkpoints labelled it (predicting again could change a few rows its runs trained
+    on). A file from before this record is kept; one that other models labelled (more rounds since) is not."""
+    if not labels.is_file():
+        return False
+    record = labellers_file(labels)
+    if record.is_file() and json.loads(record.read_text()).get("labelled_by") != list(labelled_by):
+        log.info("%s: labelled by other models; labelling anew", labels)
+        return False
+    log.info("%s: kept from the first run", labels)
+    return True
