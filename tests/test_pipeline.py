@@ -19,6 +19,7 @@ from omegaconf import OmegaConf, open_dict
 
 from kmnist.data.io import read_digits
 from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.tasks.resume import probabilities_file
 
 TINY = ["model=cnn", "data.val_writers=1", "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=8",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "loss.label_smoothing=0"]
@@ -134,6 +135,11 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert first.returncode == 0, first.stderr[-4000:]
     before = {row["stage"]: row for row in json.loads((root / "pipeline.json").read_text())["stages"]}
     member_files = {p: p.stat().st_mtime_ns for p in [*(root / "members" / "0").glob("checkpoints/*.ckpt"), root / "members" / "0" / "metrics.json"]}
+    # Each model's probabilities on dev and test (no Dig file here), kept: member, pseudo round, student.
+    assert len(list((root / "probabilities").glob("*.npy"))) == 3 * 2
+    (member_ckpt,) = before["ensemble"]["checkpoints"]
+    member_dev = probabilities_file(root / "probabilities", member_ckpt, f"{data_dir}/test_dev.csv.gz", False, "32-true")
+    member_dev_written = member_dev.stat().st_mtime_ns
     # Cut off: the pseudo round's run after its first epoch; the student before it began.
     cut = root / "pseudo1" / "0"
     (epoch0,) = cut.glob("checkpoints/epoch_000*.ckpt")
@@ -178,6 +184,8 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert after["ensemble"]["checkpoints"] == before["ensemble"]["checkpoints"]
     assert after["ensemble"]["dev_acc"] == before["ensemble"]["dev_acc"]
     assert {p: p.stat().st_mtime_ns for p in member_files} == member_files
+    # ...and scored from its stored probabilities: read, not predicted and written again.
+    assert member_dev.stat().st_mtime_ns == member_dev_written
     # The cut-off run trained its second epoch only, from its last.ckpt, on the pseudo-labels it started with.
     assert json.loads((cut / "metrics.json").read_text())["epochs"] == 2
     # (trained anew, it would have written a second epoch-0 file beside the first, epoch_000-...-v1.ckpt)

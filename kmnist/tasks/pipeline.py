@@ -28,7 +28,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import resolve_views, tta_name
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
-from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, labellers_file, pipeline_folder
+from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, labellers_file, pipeline_folder, stored_probabilities
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
@@ -115,15 +115,16 @@ class Pipeline:
         return checkpoint, float(metrics["train_seconds"])
 
     def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
-        """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are
-        computed once per file: a member scored alone is not scored again inside its ensemble."""
+        """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are predicted once
+        per file and kept in `probabilities/`: neither its ensemble nor a resumed pipeline predicts them again."""
         from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device
 
+        store = self.root / "probabilities"
         for path in checkpoints:
             if (path, split) not in self.cache:
-                self.cache[path, split] = predict_proba([load_checkpoint(path)], self.tables[split].images,
-                                                        batch_size=self.cfg.batch_size, device=resolve_device(self.cfg.accelerator),
-                                                        tta=self.cfg.tta, progress=False, precision=self.cfg.precision)
+                self.cache[path, split] = stored_probabilities(store, path, self.files[split], self.cfg.tta, self.cfg.precision, lambda: predict_proba(
+                    [load_checkpoint(path)], self.tables[split].images, batch_size=self.cfg.batch_size, device=resolve_device(self.cfg.accelerator),
+                    tta=self.cfg.tta, progress=False, precision=self.cfg.precision))
         return np.mean([self.cache[path, split] for path in checkpoints], axis=0)
 
     def dev_accuracy(self, checkpoints: list[str]) -> float | None:

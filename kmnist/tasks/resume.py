@@ -1,5 +1,6 @@
 """Continuing a pipeline in its own folder (`resume=DIR`): a run that finished is reused, one that
-was cut off resumes from its `last.ckpt`, and a folder made with another config is refused.
+was cut off resumes from its `last.ckpt`, a folder made with another config is refused, and what
+was predicted or pseudo-labelled already is read back.
 
 A 2-core CPU pipeline takes hours, longer than a session or a preemptible job may last; without
 this, a cut-off pipeline had to train every member again.
@@ -7,13 +8,17 @@ this, a cut-off pipeline had to train every member again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.errors import ConfigError
+from kmnist.utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +120,29 @@ def kept_labels(labels: Path, labelled_by: list[str]) -> bool:
         return False
     log.info("%s: kept from the first run", labels)
     return True
+
+
+def probabilities_file(folder: Path, checkpoint: str, data_file: str, views, precision: str) -> Path:
+    """Where `stored_probabilities` keeps a model's probabilities on a file: named by the checkpoint's
+    path, size and time (a run trained anew is predicted anew), the file, the views and the precision."""
+    stat = Path(checkpoint).stat()
+    key = json.dumps([str(checkpoint), stat.st_size, stat.st_mtime_ns, str(data_file), str(views), str(precision)])
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+
+
+def stored_probabilities(folder: Path, checkpoint: str, data_file: str, views, precision: str,
+                         predict: Callable[[], np.ndarray]) -> np.ndarray:
+    """A model's probabilities on a file, predicted once per pipeline folder and kept in `folder`:
+    a resumed pipeline scores its finished stages without predicting them again (minutes a model on
+    a CPU)."""
+    path = probabilities_file(folder, checkpoint, data_file, views, precision)
+    if path.is_file():
+        return np.load(path)
+    probs = predict()
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would add `.npy` to the temporary's name
+            np.save(fh, probs)
+
+    atomic_write(path, save)
+    return probs
