@@ -125,7 +125,8 @@ def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, t
 @pytest.mark.slow
 def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     """resume=DIR reuses the finished runs, continues a cut-off one from its last.ckpt, keeps the
-    pseudo-labels its round trained on, and refuses a folder made with other options."""
+    pseudo-labels its round trained on, sets aside a stage whose teachers changed, and refuses a
+    folder made with other options."""
     root = tmp_path / "pipe"
     # Two epochs, every epoch's checkpoint kept: a run can be cut off after its first.
     train = [o for o in TINY if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1"]
@@ -140,21 +141,23 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     (member_ckpt,) = before["ensemble"]["checkpoints"]
     member_dev = probabilities_file(root / "probabilities", member_ckpt, f"{data_dir}/test_dev.csv.gz", False, "32-true")
     member_dev_written = member_dev.stat().st_mtime_ns
-    # Cut off: the pseudo round's run after its first epoch; the student before it began.
+    # Cut off: the pseudo round's run after its first epoch.
     cut = root / "pseudo1" / "0"
     (epoch0,) = cut.glob("checkpoints/epoch_000*.ckpt")
     epoch0_written = epoch0.stat().st_mtime_ns
     shutil.copy(epoch0, cut / "checkpoints" / "last.ckpt")
     for path in [*cut.glob("checkpoints/epoch_001*.ckpt"), cut / "metrics.json", root / "pipeline.json"]:
         path.unlink()
-    shutil.rmtree(root / "distilled" / "run")
     # Kept, not predicted again: a row fewer here stays a row fewer (predictions made again, e.g. on
     # another machine or precision, may differ in a few rows from what the round trained on).
     labels = root / "pseudo1" / "pseudo_labels.csv.gz"
     pd.read_csv(labels).iloc[:-1].to_csv(labels, index=False)
     labels_bytes = labels.read_bytes()
-    # ...unless other models labelled it: the student's file, as if the first run had had fewer rounds.
+    # ...unless other models labelled it: the student's file, as if the first run had had fewer rounds;
+    # then the student taught on it is stale too.
     student_labels = root / "distilled" / "test_labelled_by_ensemble.csv.gz"
+    (old_student,) = before["distilled"]["checkpoints"]
+    old_student_bytes = Path(old_student).read_bytes()
     pd.read_csv(student_labels).iloc[:-1].to_csv(student_labels, index=False)
     (root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").write_text('{"labelled_by": ["elsewhere.ckpt"]}')
 
@@ -174,7 +177,8 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert changed.returncode != 0
     assert f"resume: {root / 'members' / '0'} was trained with another config (optim.lr: 0.01 -> 0.003)" in changed.stderr
     saved.write_text(original)
-    assert not (root / "distilled" / "run").exists() and epoch0.stat().st_mtime_ns == epoch0_written  # nothing trained
+    assert Path(old_student).read_bytes() == old_student_bytes and epoch0.stat().st_mtime_ns == epoch0_written  # nothing trained
+    assert not list(root.glob("*.superseded-*"))  # nor set aside
 
     resumed = resume("batch_size=512", name="resumed")  # how it predicts may change
     assert resumed.returncode == 0, resumed.stderr[-4000:]
@@ -192,11 +196,18 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert epoch0.stat().st_mtime_ns == epoch0_written and len(list(cut.glob("checkpoints/epoch_*.ckpt"))) == 2
     assert OmegaConf.load(cut / ".hydra" / "config.yaml").ckpt_path == str(cut / "checkpoints" / "last.ckpt")
     assert labels.read_bytes() == labels_bytes
-    # The student's file was labelled anew by the pseudo round's network, and the student taught by it.
+    # The stale student was set aside with its labels and submission, as they were...
+    aside = root / "distilled.superseded-1"
+    assert (aside / "run" / Path(old_student).relative_to(root / "distilled" / "run")).read_bytes() == old_student_bytes
+    assert len(read_digits(aside / student_labels.name)) == len(read_digits(data_dir / "test.csv.gz")) - 1
+    assert (aside / "distilled_test.csv").is_file() and not list(root.glob("distilled.superseded-2"))
+    # ...and the student's file labelled anew by the pseudo round's network, and a new student taught by it.
     assert len(read_digits(student_labels)) == len(read_digits(data_dir / "test.csv.gz"))
     assert json.loads((root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").read_text()) == {"labelled_by": after["pseudo1"]["checkpoints"]}
     student_cfg = torch.load(after["distilled"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
     assert student_cfg["loss"]["distill"]["teachers"] == after["pseudo1"]["checkpoints"]
+    assert after["distilled"]["checkpoints"][0].startswith(str(root / "distilled" / "run"))
+    assert Path(after["distilled"]["submissions"]["test"]).is_file()
     # The resumption's own folder holds its log, not the runs: pointing resume= at it is refused.
     again = resume(folder=tmp_path / "resumed", name="again")
     assert again.returncode != 0

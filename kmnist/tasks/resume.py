@@ -111,15 +111,29 @@ def labellers_file(labels: Path) -> Path:
 def kept_labels(labels: Path, labelled_by: list[str]) -> bool:
     """Whether a resumed pipeline keeps the pseudo-label file `labels` rather than labelling anew: it
     exists and these checkpoints labelled it (predicting again could change a few rows its runs trained
-    on). A file from before this record is kept; one that other models labelled (more rounds since) is not."""
+    on). A file from before this record is kept. One that other models labelled (the rounds changed
+    since) is stale, and so is every run in its stage folder: the folder is set aside, not trained over."""
     if not labels.is_file():
         return False
     record = labellers_file(labels)
     if record.is_file() and json.loads(record.read_text()).get("labelled_by") != list(labelled_by):
-        log.info("%s: labelled by other models; labelling anew", labels)
+        set_aside(labels.parent)
         return False
     log.info("%s: kept from the first run", labels)
     return True
+
+
+def set_aside(stage: Path) -> Path:
+    """Move a stage folder whose teachers changed, and its submissions, to `<stage>.superseded-N`: its
+    networks are still results (a committed submission may come from them), just not this pipeline's."""
+    n = 1
+    while (aside := stage.with_name(f"{stage.name}.superseded-{n}")).exists():
+        n += 1
+    stage.rename(aside)
+    for submission in (stage.parent / "submissions").glob(f"{stage.name}_*.csv"):
+        submission.rename(aside / submission.name)
+    log.info("%s: taught by other models than this pipeline's; set aside as %s, trained anew", stage, aside)
+    return aside
 
 
 def probabilities_file(folder: Path, checkpoint: str, data_file: str, views, precision: str) -> Path:
