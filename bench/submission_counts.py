@@ -34,6 +34,17 @@ def error_bound(counts: pd.Series, per_class: int) -> int:
     return int((counts - per_class).clip(lower=0).sum())
 
 
+def short_names(paths: list[str]) -> list[str]:
+    """Each file's stem, or as many of its last path parts as tell it apart (a pipeline's
+    `submissions/distilled_dig.csv` against a set-aside `distilled.superseded-1/distilled_dig.csv`)."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(x) for x in parts) + 1):
+        names = ["/".join(x[-depth:]) for x in parts]
+        if len(set(names)) == len(names):
+            return names
+    return list(paths)  # one file given twice: shown once
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", nargs="+")
@@ -41,7 +52,7 @@ def main(argv=None) -> None:
                         help="true images per digit, when known (Dig-MNIST: 1024): prints the error bound")
     args = parser.parse_args(argv)
 
-    predictions = {Path(p).stem: read_submission(p) for p in args.submission}
+    predictions = {name: read_submission(p) for name, p in zip(short_names(args.submission), args.submission)}
     header = "| submission | rows | predicted per digit 0..9 | min-max |" + (" errors at least | accuracy at most |" if args.per_class else "")
     print(header)
     print("|---|---:|---|---:|" + ("---:|---:|" if args.per_class else ""))

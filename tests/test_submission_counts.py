@@ -36,3 +36,14 @@ def test_a_file_without_a_label_column_is_named(tmp_path):
     pd.DataFrame({"id": [0, 1], "prediction": [3, 4]}).to_csv(bad, index=False)
     with pytest.raises(SystemExit, match=r"bad\.csv: expected columns id,label; missing label"):
         submission_counts.main([str(bad)])
+
+
+def test_files_with_one_name_in_two_folders_are_both_shown(tmp_path, capsys):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = write(tmp_path / "old" / "dig.csv", [0, 1, 2, 3])
+    new = write(tmp_path / "new" / "dig.csv", [0, 1, 2, 2])
+    submission_counts.main([old, new])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("| old/dig | 4 |") for line in lines) and any(line.startswith("| new/dig | 4 |") for line in lines)
+    assert "| old/dig | new/dig | 1 of 4 |" in lines
