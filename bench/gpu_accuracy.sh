@@ -7,7 +7,8 @@
 #    submissions for test.csv.gz and dig.csv.gz into WORK_DIR/pipeline/submissions;
 # 3. the TTA view sets (bench/tta_views.py) on the pipeline's members: WORK_DIR/tta_views.json.
 # Steps run in priority order, each under its own time limit. GRIDS picks and orders the grids;
-# PIPELINE_TRAIN / SEEDS set the pipeline's recipe (e.g. after a grid found a better arm).
+# PIPELINE_TRAIN / SEEDS / ROUNDS set the pipeline's recipe (e.g. after a grid found a better arm; ROUNDS
+# defaults to 1 here to fit the step's 400 s; the pipeline's own default is 3).
 # Needs KMNIST_DATA. Smoke-test without a GPU (seconds per run):
 #   EXTRA="trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false trainer.max_epochs=1
 #          trainer.limit_train_batches=3 data.limit_rows=3840 data.val_writers=1 report=false" GRIDS=dev_width SEEDS=[0,1] \
@@ -32,7 +33,7 @@ done
 
 # The pipeline's `train` list: the recipe plus EXTRA, each quoted for Hydra.
 TRAIN="[$(for o in $PIPELINE_TRAIN trainer.enable_progress_bar=false $EXTRA; do printf "'%s'," "$o"; done | sed 's/,$//')]"
-step pipeline 400 $PY -m kmnist.tasks.pipeline "train=$TRAIN" "seeds=$SEEDS" hydra.run.dir="$W/pipeline"
+step pipeline 400 $PY -m kmnist.tasks.pipeline "train=$TRAIN" "seeds=$SEEDS" "pseudo_label.rounds=${ROUNDS:-1}" hydra.run.dir="$W/pipeline"
 cat "$W/pipeline/pipeline.md" 2>/dev/null
 step tta_views 120 $PY bench/tta_views.py "$W"/pipeline/members/*/checkpoints/last.ckpt --out "$W/tta_views.json"
 echo "=== done $(date +%T)"

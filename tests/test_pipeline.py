@@ -38,7 +38,7 @@ def hydra_list(items: list[str]) -> str:
 @pytest.mark.slow
 def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
     root = tmp_path / "pipe"
-    done = run_pipeline(f"train={hydra_list(TINY)}", "seeds=[0,1]", "pseudo_label.threshold=0.1",
+    done = run_pipeline(f"train={hydra_list(TINY)}", "seeds=[0,1]", "pseudo_label.rounds=1", "pseudo_label.threshold=0.1",
                         "distill.seed=5", f"data_dir={data_dir}", f"hydra.run.dir={root}",
                         f"paths.log_dir={tmp_path}", "accelerator=cpu", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -130,7 +130,7 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     root = tmp_path / "pipe"
     # Two epochs, every epoch's checkpoint kept: a run can be cut off after its first.
     train = [o for o in TINY if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1"]
-    options = [f"train={hydra_list(train)}", "seeds=[0]", "pseudo_label.threshold=0.1", "dig_file=null", "tta=false",
+    options = [f"train={hydra_list(train)}", "seeds=[0]", "pseudo_label.rounds=1", "pseudo_label.threshold=0.1", "dig_file=null", "tta=false",
                f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "accelerator=cpu"]
     first = run_pipeline(*options, f"hydra.run.dir={root}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-4000:]
