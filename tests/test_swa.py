@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from kmnist.engine.options import check_options
 from kmnist.errors import ConfigError
 from kmnist.tasks.train import train
 
@@ -50,3 +51,13 @@ def test_checkpoints_hold_the_equal_average_of_the_epochs_from_start(compose_tra
 def test_misconfigured_averaging_is_one_line(compose_train, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         train(swa_config(compose_train, *overrides))
+
+
+def test_an_experiments_leftover_ema_settings_do_not_block_swa(compose_train):
+    # experiment=best_gpu sets callbacks.ema.decay; callbacks=[default,swa] (hparams_search=dev_average's
+    # third arm) drops the EMA callback but keeps those settings, which must not count as an EMA.
+    cfg = compose_train("experiment=best_gpu", "callbacks=[default,swa]")
+    assert "decay" in cfg.callbacks.ema and "_target_" not in cfg.callbacks.ema
+    check_options(cfg)
+    with pytest.raises(ConfigError, match="pick one weight average"):
+        check_options(compose_train("experiment=best_gpu", "callbacks=[default,ema,swa]"))

@@ -76,7 +76,10 @@ def processes(trainer_cfg: DictConfig) -> int:
 
 def check_combinations(cfg: DictConfig) -> None:
     callbacks = cfg.get("callbacks") or {}
-    if callbacks.get("ema") and callbacks.get("swa"):
+    # A callback is on when its entry has a _target_ (as train.instantiate_group builds them): an
+    # experiment's leftover settings (best_gpu's ema.decay under callbacks=[default,swa]) are not one.
+    active = {name for name, item in callbacks.items() if OmegaConf.is_dict(item) and "_target_" in item}
+    if {"ema", "swa"} <= active:
         # Each swaps its average in for validation and checkpoints: together they would swap twice.
         raise ConfigError("callbacks.ema and callbacks.swa: pick one weight average (e.g. callbacks=[default,swa], "
                           "or ~callbacks.ema on an experiment that adds it)")
