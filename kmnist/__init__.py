@@ -1,5 +1,7 @@
 """kmnist: Kannada-MNIST experiments on PyTorch Lightning and Hydra."""
 
+from kmnist.utils.resolvers import register_resolvers
+
 __version__ = "0.1.0"
 
 # The ten Kannada digits, 0..9: the one place the class count is written.
@@ -7,6 +9,8 @@ NUM_CLASSES = 10
 
 # The notebook API (kmnist.tasks.notebook), imported on first use so `import kmnist` stays light.
 NOTEBOOK_API = ("train", "predict", "show_batch", "show_report")
+
+register_resolvers()  # ${first_file:...} in conf/: see kmnist/utils/resolvers.py
 
 
 def __getattr__(name: str):

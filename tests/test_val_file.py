@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import DEV_ROWS, run_cli
+from conftest import CONF, DEV_ROWS, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from kmnist.data.io import read_digits
@@ -102,3 +104,26 @@ def test_quick_validates_once_after_its_last_epoch(compose_train, tmp_path):
     assert logged["dev/acc"].dropna().size == 1 and logged.loc[logged["dev/acc"].notna(), "epoch"].item() == 2
     assert metrics["dev/acc"] == pytest.approx(logged["dev/acc"].dropna().item())
     assert Path(metrics["best_ckpt"]).name == "epoch_002.ckpt"
+
+
+@pytest.mark.parametrize("files, expected", [
+    (["test_dev.csv.gz", "test_labelled.csv.gz"], "test_dev.csv.gz"),  # the Kaggle layout shipped here
+    (["test_labelled.csv.gz"], "test_labelled.csv.gz"),  # the downloader's: all 8 test writers labelled
+    ([], None),  # Kaggle's own files: the held-out writers validate alone
+])
+def test_the_recipes_validate_on_whichever_test_cohort_the_data_has(data_dir, tmp_path, files, expected):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ["train.csv.gz", *files]:
+        (folder / name).symlink_to(data_dir / name)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            for config, overrides in [("config", ["experiment=best"]), ("config", ["hparams_search=dev_grid"]),
+                                      ("pipeline", [])]:
+                cfg = compose(config_name=config, overrides=[f"data.dir={folder}" if config == "config" else f"data_dir={folder}",
+                                                             *overrides])
+                value = cfg.data.val_file if config == "config" else cfg.dev_file
+                assert value == (str(folder / expected) if expected else None), (config, overrides)
+    finally:
+        GlobalHydra.instance().clear()

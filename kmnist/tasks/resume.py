@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 # Keys that may differ between the first command and its resumption: a training run's checkpoint
 # to resume from, and the pipeline's options that decide how far it goes and how it predicts, not
-# what trained (the rounds, the student, the views, the precision and batch of predictions).
-MAY_DIFFER = frozenset({"resume", "ckpt_path", "pseudo_label.rounds", "distill.enabled", "dig_file", "tta", "precision",
+# what trained (the rounds, the student, the file that scores, the views, the precision and batch of
+# predictions; a dev file that changes what trains changes data.val_file, which the runs compare).
+MAY_DIFFER = frozenset({"resume", "ckpt_path", "pseudo_label.rounds", "distill.enabled", "dev_file", "dig_file", "tta", "precision",
                         "batch_size", "accelerator"})
 
 
