@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -121,3 +122,30 @@ def test_notebook_resnet50_both_stages_from_local_weights(compose_train, tmp_pat
     metrics, _ = train(cfg)
     assert metrics["epochs"] == 2 and Path(metrics["best_ckpt"]).is_file()
     assert (tmp_path / "lr_find.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_resumed_in_its_unfrozen_stage_continues_it(compose_train, tmp_path):
+    """Lightning builds the optimiser before it restores the epoch count: the stage must come back with
+    the checkpoint, or the head-only optimiser meets the saved stage-2 one (a ValueError on load)."""
+    cfg = compose_train("model=cnn", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=2",
+                        "report=false", "~callbacks.show_batch")
+    with open_dict(cfg):
+        cfg.callbacks.model_checkpoint.monitor = None  # every epoch's checkpoint kept
+        cfg.callbacks.model_checkpoint.save_top_k = -1
+        cfg.callbacks.model_checkpoint.filename = "epoch_{epoch:03d}"
+    train(copy.deepcopy(cfg))
+    straight = torch.load(tmp_path / "checkpoints" / "epoch_002.ckpt", weights_only=True)
+    middle = torch.load(tmp_path / "checkpoints" / "epoch_001.ckpt", weights_only=True)
+    groups = len(layer_groups(create_model("cnn")))
+    assert middle["finetune_stage"] == "unfrozen" and len(middle["optimizer_states"][0]["param_groups"]) == groups
+
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.paths.log_dir = str(tmp_path / "resumed")
+        cfg.ckpt_path = str(tmp_path / "checkpoints" / "epoch_001.ckpt")
+    train(cfg)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "epoch_002.ckpt", weights_only=True)
+    assert resumed["finetune_stage"] == "unfrozen" and len(resumed["optimizer_states"][0]["param_groups"]) == groups
+    # The last epoch trained the whole network on, as in the uninterrupted run.
+    for key, weight in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][key], weight, msg=key)

@@ -58,7 +58,9 @@ class FineTuneStages(pl.Callback):
                 module.train()  # BatchNorm resumes updating its statistics
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        self._apply(pl_module, "frozen" if trainer.current_epoch < self.frozen_epochs else "unfrozen")
+        # The module's stage, not the epoch: on resume Lightning restores the epoch count only after
+        # this hook, while the stage came back with the weights (Classifier.on_load_checkpoint).
+        self._apply(pl_module, pl_module.stage)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.frozen_epochs and pl_module.stage == "frozen":

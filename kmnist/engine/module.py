@@ -57,7 +57,9 @@ class Classifier(pl.LightningModule):
                                        for name in VALIDATION_SETS})
         self.eval_loss = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in VALIDATION_SETS})
         # fastai-style stages (kmnist.callbacks.finetune.FineTuneStages switches "frozen" -> "unfrozen").
-        self.stage: str | None = "frozen" if finetune else None
+        # Set here, and restored from a checkpoint, because the optimiser's groups follow it and
+        # Lightning builds the optimiser before on_fit_start and before it restores the epoch count.
+        self.stage: str | None = ("frozen" if finetune.get("frozen_epochs", 1) > 0 else "unfrozen") if finetune else None
         # Recorded in checkpoints, so a resume can refuse a switch; GraphedClassifier passes True.
         self.automatic_optimization = not cuda_graph
 
@@ -105,7 +107,13 @@ class Classifier(pl.LightningModule):
         self.log(f"{name}/loss", self.eval_loss[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
         self.log(f"{name}/acc", self.eval_acc[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.stage is not None:
+            checkpoint["finetune_stage"] = self.stage
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.stage is not None:  # a run resumed in its unfrozen stage rebuilds that stage's optimiser
+            self.stage = checkpoint.get("finetune_stage", self.stage)
         # Lightning counts steps in different loops under automatic and manual optimisation: a run
         # resumed across the switch would restart its step count (and stall the EMA's updates).
         if self._trainer is None or self.trainer.state.fn != "fit":
