@@ -83,6 +83,12 @@ def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("error: seeds=[]") and "Traceback" not in done.stderr
 
 
+def test_a_missing_checkpoint_is_refused_in_one_line(data_dir, tmp_path):
+    done = run_pipeline(f"checkpoints=[{tmp_path / 'typo.ckpt'}]", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'typo.ckpt'}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)"
+
+
 def test_a_bad_precision_is_refused_before_any_member_trains(data_dir, tmp_path):
     done = run_pipeline("precision=fp16", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "train=" + hydra_list(TINY), cwd=tmp_path)
     assert done.returncode != 0

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.errors import ConfigError
+from kmnist.errors import CheckpointError, ConfigError
 from kmnist.utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def set_aside(stage: Path) -> Path:
 def probabilities_file(folder: Path, checkpoint: str, data_file: str, views, precision: str) -> Path:
     """Where `stored_probabilities` keeps a model's probabilities on a file: named by the checkpoint's
     path, size and time (a run trained anew is predicted anew), the file, the views and the precision."""
+    if not Path(checkpoint).is_file():  # checkpoints=[...] from the command line: one line, not a traceback
+        raise CheckpointError(f"{checkpoint}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)")
     stat = Path(checkpoint).stat()
     key = json.dumps([str(checkpoint), stat.st_size, stat.st_mtime_ns, str(data_file), str(views), str(precision)])
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
