@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.errors import ExportError
 from kmnist.tasks.export import export
 from kmnist.tasks.train import train
 
@@ -50,3 +51,13 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
 def test_export_rejects_unknown_format(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="format='tflite'"):
         export(checkpoint, "tflite", tmp_path / "m")
+
+
+def test_a_failed_check_keeps_the_earlier_export(checkpoint, tmp_path):
+    good = export(checkpoint, "torchscript", tmp_path / "model.pt")
+    before = (tmp_path / "model.pt").read_bytes()
+    # atol < 0: no export can pass the check, as when a new torch's outputs drift past the tolerance.
+    with pytest.raises(ExportError, match=r"model.pt: exported outputs differ from PyTorch's .*not written"):
+        export(checkpoint, "torchscript", tmp_path / "model.pt", atol=-1.0)
+    assert (tmp_path / "model.pt").read_bytes() == before and good["max_abs_diff"] < 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary left behind

@@ -4,8 +4,8 @@
 
 The exported graph includes the preprocessing (scaling, resizing, channel repeat) and a softmax:
 it takes float32 pixels 0..255 of shape (N, 1, 28, 28) and returns class probabilities (N, 10).
-After writing (atomically), it runs a batch through the exported file (onnxruntime for ONNX,
-torch.jit.load for TorchScript) and fails if the outputs differ from PyTorch's.
+It runs a batch through the exported file (onnxruntime for ONNX, torch.jit.load for TorchScript)
+before renaming it into place, and fails, writing nothing, if the outputs differ from PyTorch's.
 """
 
 from __future__ import annotations
@@ -56,22 +56,27 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         except ImportError:
             raise ConfigError("format=onnx needs onnxruntime to check the export: pip install -e '.[export]'") from None
 
-        # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
-        atomic_write(output, lambda tmp: torch.onnx.export(
-            wrapper, (example,), tmp, input_names=["pixels"], output_names=["probs"], opset_version=17,
-            dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False))
-        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        got = session.run(["probs"], {"pixels": example.numpy()})[0]
-    else:
-        scripted = torch.jit.trace(wrapper, example)
-        atomic_write(output, lambda tmp: torch.jit.save(scripted, str(tmp)))
-        with torch.inference_mode():
-            got = torch.jit.load(str(output))(example).numpy()
+    checked = {}
 
-    max_diff = float(np.abs(got - expected).max())
-    if max_diff > atol or not np.array_equal(got.argmax(1), expected.argmax(1)):
-        output.unlink(missing_ok=True)
-        raise ExportError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); file removed")
+    def write_and_check(tmp: Path) -> None:
+        # The check runs on the temporary file: a failed one leaves any earlier export in place.
+        if fmt == "onnx":
+            # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
+            torch.onnx.export(wrapper, (example,), tmp, input_names=["pixels"], output_names=["probs"], opset_version=17,
+                              dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False)
+            session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            got = session.run(["probs"], {"pixels": example.numpy()})[0]
+        else:
+            torch.jit.save(torch.jit.trace(wrapper, example), str(tmp))
+            with torch.inference_mode():
+                got = torch.jit.load(str(tmp))(example).numpy()
+        checked["max_diff"] = max_diff = float(np.abs(got - expected).max())
+        if max_diff > atol or not np.array_equal(got.argmax(1), expected.argmax(1)):
+            raise ExportError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); "
+                              f"not written")
+
+    atomic_write(output, write_and_check)
+    max_diff = checked["max_diff"]
     log.info("wrote %s (%s); outputs match PyTorch on a batch of %d (max |diff| %.2e)", output, fmt, batch, max_diff)
     return {"output": str(output), "format": fmt, "max_abs_diff": max_diff}
 
