@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +227,28 @@ def test_resume_refuses_a_folder_that_is_not_a_pipelines(data_dir, tmp_path):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: resume={tmp_path}: not a pipeline folder (no pipeline's .hydra/config.yaml in {tmp_path})")
+
+
+@pytest.mark.slow
+def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
+    """A scheduler's SIGTERM mid-member: exit 143 and a hint that works (resume=, not a run's ckpt_path=)."""
+    root = tmp_path / "pipe"
+    train = [o for o in TINY if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=20"]
+    options = [f"train={hydra_list(train)}", "seeds=[0]", "pseudo_label.rounds=0", "distill.enabled=false", "dig_file=null",
+               "tta=false", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", "accelerator=cpu"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "kmnist.tasks.pipeline", *options, f"hydra.run.dir={root}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(root.glob("members/0/checkpoints/*.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the member has finished an epoch
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr[-2000:]
+    hint = stderr.strip().splitlines()[-1]
+    assert hint == f"SIGTERM: checkpoint saved; run the same command again with resume={root}" and "Traceback" not in stderr
+    assert not (root / "members" / "0" / "metrics.json").exists()
+
+    resumed = run_pipeline(*options, hint.rsplit(" ", 1)[-1], f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((root / "members" / "0" / "metrics.json").read_text())["epochs"] == 20

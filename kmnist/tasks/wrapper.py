@@ -33,6 +33,15 @@ def _rank_prefix() -> str:
     return f"rank {rank}: " if rank not in (None, "0") else ""
 
 
+def resume_hint(cfg) -> str:
+    """How to continue after a SIGTERM: a training run from its folder; a pipeline (whose member was
+    cut off) by running it again on its own folder, which has no ckpt_path option."""
+    output_dir = cfg.get("paths", {}).get("output_dir")
+    if cfg.get("task_name") == "pipeline":
+        return f"run the same command again with resume={cfg.get('resume') or output_dir}"
+    return f"resume with ckpt_path={output_dir}"
+
+
 def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(task)
     def run(cfg, *args, **kwargs) -> T:
@@ -48,8 +57,7 @@ def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
             if not isinstance(exit_, SIGTERMException):
                 raise
             if _rank() in (None, "0"):  # rank 0 owns the run directory; the others' hint would be a duplicate
-                output_dir = cfg.get("paths", {}).get("output_dir")
-                print(f"SIGTERM: checkpoint saved; resume with ckpt_path={output_dir}", file=sys.stderr)
+                print(f"SIGTERM: checkpoint saved; {resume_hint(cfg)}", file=sys.stderr)
             raise SystemExit(143) from None
 
     return run
