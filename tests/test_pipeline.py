@@ -22,6 +22,7 @@ from omegaconf import OmegaConf, open_dict
 from kmnist.data.io import read_digits
 from kmnist.engine.inference import load_checkpoint, predict_proba
 from kmnist.tasks.resume import probabilities_file
+from kmnist.utils.hashing import file_sha256
 
 TINY = ["model=cnn", "data.val_writers=1", "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=8",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "loss.label_smoothing=0"]
@@ -167,7 +168,9 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     (old_student,) = before["distilled"]["checkpoints"]
     old_student_bytes = Path(old_student).read_bytes()
     pd.read_csv(student_labels).iloc[:-1].to_csv(student_labels, index=False)
-    (root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").write_text('{"labelled_by": ["elsewhere.ckpt"]}')
+    # The same paths, other contents: a labeller trained anew in place (its folder deleted, as a refusal suggests).
+    (root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").write_text(json.dumps(
+        {"labelled_by": before["pseudo1"]["checkpoints"], "sha256": ["0" * 64] * len(before["pseudo1"]["checkpoints"])}))
 
     def resume(*extra: str, folder: Path = root, name: str) -> subprocess.CompletedProcess:
         return run_pipeline(*options, *extra, f"resume={folder}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
@@ -211,7 +214,8 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     assert (aside / "distilled_test.csv").is_file() and not list(root.glob("distilled.superseded-2"))
     # ...and the student's file labelled anew by the pseudo round's network, and a new student taught by it.
     assert len(read_digits(student_labels)) == len(read_digits(data_dir / "test.csv.gz"))
-    assert json.loads((root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").read_text()) == {"labelled_by": after["pseudo1"]["checkpoints"]}
+    assert json.loads((root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").read_text()) == {
+        "labelled_by": after["pseudo1"]["checkpoints"], "sha256": [file_sha256(p) for p in after["pseudo1"]["checkpoints"]]}
     student_cfg = torch.load(after["distilled"]["checkpoints"][0], weights_only=True)["hyper_parameters"]["config"]
     assert student_cfg["loss"]["distill"]["teachers"] == after["pseudo1"]["checkpoints"]
     assert after["distilled"]["checkpoints"][0].startswith(str(root / "distilled" / "run"))

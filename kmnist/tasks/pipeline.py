@@ -28,7 +28,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import resolve_views, tta_name
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
-from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, labellers_file, pipeline_folder, stored_probabilities
+from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, pipeline_folder, record_labellers, stored_probabilities
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
@@ -181,7 +181,7 @@ class Pipeline:
         if kept_labels(path, labelled_by):
             return path.resolve(), len(read_digits(path))
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
-        write_json(labellers_file(path), {"labelled_by": list(labelled_by)})
+        record_labellers(path, labelled_by)
         return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
 
     # ------------------------------------------------------------ the stages

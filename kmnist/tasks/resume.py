@@ -18,7 +18,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.errors import CheckpointError, ConfigError
-from kmnist.utils.atomic import atomic_write
+from kmnist.utils.atomic import atomic_write, write_json
+from kmnist.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -109,17 +110,30 @@ def labellers_file(labels: Path) -> Path:
     return labels.with_name(labels.name.split(".")[0] + ".labelled_by.json")
 
 
+def labellers_record(labelled_by: list[str]) -> dict:
+    """The checkpoints that labelled a file, by path and content: a run deleted and trained anew (as
+    check_same_run suggests after a conf edit) keeps its checkpoint's path, not its bytes."""
+    return {"labelled_by": [str(p) for p in labelled_by], "sha256": [file_sha256(p) for p in labelled_by]}
+
+
+def record_labellers(labels: Path, labelled_by: list[str]) -> None:
+    write_json(labellers_file(labels), labellers_record(labelled_by))
+
+
 def kept_labels(labels: Path, labelled_by: list[str]) -> bool:
     """Whether a resumed pipeline keeps the pseudo-label file `labels` rather than labelling anew: it
     exists and these checkpoints labelled it (predicting again could change a few rows its runs trained
     on). A file from before this record is kept. One that other models labelled (the rounds changed
-    since) is stale, and so is every run in its stage folder: the folder is set aside, not trained over."""
+    since, or a labeller was trained anew) is stale, and so is every run in its stage folder: the folder
+    is set aside, not trained over. Records from before session 15 name the paths alone."""
     if not labels.is_file():
         return False
     record = labellers_file(labels)
-    if record.is_file() and json.loads(record.read_text()).get("labelled_by") != list(labelled_by):
-        set_aside(labels.parent)
-        return False
+    if record.is_file():
+        old, new = json.loads(record.read_text()), labellers_record(labelled_by)
+        if old.get("labelled_by") != new["labelled_by"] or old.get("sha256", new["sha256"]) != new["sha256"]:
+            set_aside(labels.parent)
+            return False
     log.info("%s: kept from the first run", labels)
     return True
 
