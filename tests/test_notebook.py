@@ -41,3 +41,13 @@ def test_import_kmnist_stays_light():
     light = "import sys, kmnist; print(sorted(m for m in ('torch', 'hydra', 'lightning') if m in sys.modules), 'train' in dir(kmnist))"
     done = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "True"]
+
+
+def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeypatch):
+    import kmnist
+
+    monkeypatch.chdir(tmp_path)
+    png = lambda augment, split: kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split)._repr_png_()  # noqa: E731
+    # Same rows either way (the loader's order is seeded), so only the augmentation can tell them apart.
+    assert png("strong", "train") != png("none", "train")
+    assert png("strong", "val") == png("none", "val")

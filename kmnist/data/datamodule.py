@@ -201,10 +201,15 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------ on the device
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.transform(batch, train=self.trainer is not None and self.trainer.training)
+
+    def transform(self, batch, train: bool):
+        """A batch as the network receives it: augmented (and mixed) for training, then preprocessed.
+        Also kmnist.show_batch's, which has no trainer to ask whether it is training."""
         images, *rest = batch
         self.preprocess.to(images.device)
         x = Preprocess.to_unit(images)
-        if self.trainer is not None and self.trainer.training:
+        if train:
             x = self.augment(x)
             if self.augment.mixes:  # MixUp / CutMix: the batch gains soft targets (x, y, target)
                 x, target = self.augment.mix(x, rest[0])

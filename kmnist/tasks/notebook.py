@@ -119,7 +119,7 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     loader = datamodule.train_dataloader() if split == "train" else datamodule.val_dataloader()
     with torch.random.fork_rng():  # a preview must not move the global RNG a later train() starts from
         images, labels = next(iter(loader[0] if isinstance(loader, list) else loader))
-        images, labels = datamodule.on_after_batch_transfer((images[:n], labels[:n]), 0)
+        images, labels, *_ = datamodule.transform((images[:n], labels[:n]), train=split == "train")
     return Picture(batch_figure(images.float(), labels, n=n, title=f"{split} batch as the network sees it ({cfg.model.name})"))
 
 
