@@ -66,3 +66,18 @@ def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compos
         cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
     metrics, _ = train(cfg)
     assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_an_average_that_never_started_leaves_validation_and_checkpoints_the_trained_weights(compose_train, tmp_path):
+    # update_starting_at_step past the run's 6 steps: the average stays a copy of the untrained network,
+    # which Lightning's WeightAveraging would validate, checkpoint and hand back at the end.
+    cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=1000", "~callbacks.show_batch",
+                        "scheduler=none", "optim.lr=0.01")
+    with open_dict(cfg):
+        cfg.data.batch_size = 32
+        cfg.trainer.limit_val_batches = None
+    metrics, _ = train(cfg)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "current_model_state" not in ckpt and "averaging_state" not in ckpt  # the trained weights, saved plainly
+    assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)  # the report scores what validation did

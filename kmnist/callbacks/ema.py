@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from kmnist.callbacks.averaging import AfterFirstAverage
+
 
 class ExponentialAverage(AveragedModel):
     """`AveragedModel` with an EMA update that stays on the device: avg <- avg + (1 - decay) * (model - avg)."""
@@ -65,8 +67,9 @@ class ExponentialAverage(AveragedModel):
         self._updates += 1
 
 
-class EMA(EMAWeightAveraging):
-    """Lightning's `EMAWeightAveraging` (same options and checkpoint format) over `ExponentialAverage`."""
+class EMA(AfterFirstAverage, EMAWeightAveraging):
+    """Lightning's `EMAWeightAveraging` (same options and checkpoint format) over `ExponentialAverage`;
+    before its first update (`update_starting_at_step`) validation and checkpoints keep the current weights."""
 
     def __init__(self, decay: float = 0.999, **kwargs):
         super().__init__(decay=decay, **kwargs)

@@ -9,7 +9,7 @@ averaged with the weights. Two choices differ from the base class, each for a re
   validation, so the validated and checkpointed model (last.ckpt) is the average so far,
   including this epoch (the base's epoch-end hook runs after validation and checkpointing);
 - until the first epoch is averaged, validation and checkpoints see the current weights, not the
-  copy of the untrained network the base class would swap in.
+  copy of the untrained network the base class would swap in (`AfterFirstAverage`, as EMA).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import WeightAveraging
 
+from kmnist.callbacks.averaging import AfterFirstAverage
 from kmnist.errors import ConfigError
 
 
-class SWA(WeightAveraging):
+class SWA(AfterFirstAverage, WeightAveraging):
     """`start`: the first averaged epoch, as a fraction of `max_epochs` (0.75: the last quarter) or an epoch index."""
 
     def __init__(self, start: float | int = 0.75, **kwargs):
@@ -50,27 +51,6 @@ class SWA(WeightAveraging):
         if last_batch and epoch >= self.start_epoch and epoch > self._latest_update_epoch:
             self._average_model.update_parameters(pl_module)
             self._latest_update_epoch = epoch
-
-    def averaging(self) -> bool:
-        return self._average_model is not None and int(self._average_model.n_averaged) > 0
-
-    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.averaging():
-            super().on_validation_epoch_start(trainer, pl_module)
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.averaging():
-            super().on_validation_epoch_end(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.averaging():
-            super().on_train_end(trainer, pl_module)
-
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        # Before the first average the checkpoint holds the current weights; a resume from it starts
-        # the average afresh (the base class loads a checkpoint without averaging state that way).
-        if self.averaging():
-            super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "latest_update_epoch": self._latest_update_epoch}

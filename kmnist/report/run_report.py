@@ -52,10 +52,11 @@ def validated_module(trainer: pl.Trainer, module: pl.LightningModule) -> pl.Ligh
     """The weights validation scores. Under a weight-averaging callback (EMA) that is its average
     (the checkpoint's `state_dict`, which predict.py loads), not the module's raw weights: after
     `trainer.validate(ckpt_path=best)` Lightning leaves the raw weights in the module and the
-    average in the callback (`_average_model`: Lightning offers no public accessor)."""
+    average in the callback (`_average_model`: Lightning offers no public accessor). An average that
+    never took in the weights (an EMA starting after the run's last step) is not what was scored."""
     for callback in trainer.callbacks:
         average = getattr(callback, "_average_model", None) if isinstance(callback, WeightAveraging) else None
-        if average is not None:
+        if average is not None and int(average.n_averaged) > 0:
             return average.module
     return module
 
