@@ -134,6 +134,22 @@ def test_checkpoint_errors(tmp_path):
     (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match="trunc.ckpt"):
         load_checkpoint(tmp_path / "trunc.ckpt")
+    # An empty file and a text file (a config saved as .ckpt) made torch.load raise IndexError.
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "config.ckpt").write_text("model:\n  name: cnn\n")
+    with pytest.raises(CheckpointError, match="empty.ckpt: cannot be read as a checkpoint"):
+        load_checkpoint(tmp_path / "empty.ckpt")
+    with pytest.raises(CheckpointError, match="config.ckpt: "):
+        load_checkpoint(tmp_path / "config.ckpt")
+
+
+def test_predict_refuses_no_checkpoint_and_a_bad_batch_size_in_one_line(data_dir, tmp_path):
+    base = [f"input={data_dir / 'test.csv.gz'}", f"output={tmp_path / 'sub.csv'}", f"paths.log_dir={tmp_path}"]
+    for bad, expected in (["ckpt=[]", "ckpt=[]: no checkpoint given"], [f"ckpt={tmp_path / 'a.ckpt'} batch_size=0", "batch_size=0: expected a positive"]):
+        done = run_cli("predict.py", *bad.split(), *base, cwd=tmp_path)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert expected in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "sub.csv").exists()
 
 
 def test_missing_data_fails_with_a_clear_line(tmp_path):

@@ -21,7 +21,7 @@ from kmnist import NUM_CLASSES
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.tta import View, apply_view, resolve_views
 from kmnist.engine.precision import BF16, FP32, device_type, precision_name, resolve_precision
-from kmnist.errors import CheckpointError, DataError
+from kmnist.errors import CheckpointError, ConfigError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.models.probabilities import probabilities
 from kmnist.utils.atomic import atomic_write_csv
@@ -54,8 +54,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: refused: it is not a plain-weights checkpoint ({str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {str(err).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:  # IndexError: an empty or text file
+        first_line = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {first_line})") from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
     if not isinstance(config, dict) or "model" not in config or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a kmnist checkpoint (no stored model config); train one with train.py")
@@ -92,6 +93,10 @@ def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, 
                   precision: str = FP32) -> np.ndarray:
     """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10).
     `precision=auto` runs the networks under bf16 autocast where the device computes bf16 natively."""
+    if not models:
+        raise ConfigError("no checkpoint to predict with: ckpt= needs at least one .ckpt")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r}: expected a positive number of images per batch, e.g. 256")
     device = torch.device(device)
     bf16 = inference_bf16(precision, device)
     for model in models:

@@ -28,6 +28,10 @@ def predict(cfg: DictConfig) -> dict:
     overwrite = cfg.overwrite or not cfg.output
     refuse_overwrite(output, overwrite)  # as early: not after minutes of ensemble and TTA inference
     paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
+    if not paths:
+        raise ConfigError("ckpt=[]: no checkpoint given; pass ckpt=PATH or ckpt=[a.ckpt,b.ckpt]")
+    if isinstance(cfg.batch_size, bool) or not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ConfigError(f"batch_size={cfg.batch_size}: expected a positive number of images per batch, e.g. 256")
     models = [load_checkpoint(p) for p in paths]
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))
     ids = table.ids if table.ids is not None else np.arange(len(table))
