@@ -226,6 +226,33 @@ def test_errors_in_later_blocks_name_the_right_line(tmp_path):
         io._parse_csv(write(tmp_path, dup, "dup.csv"), chunk_rows=3)
 
 
+@pytest.mark.parametrize("name", ["blank.csv", "blank.csv.gz"])
+def test_blank_lines_are_skipped_and_errors_still_name_the_file_line(tmp_path, name):
+    from kmnist.data import io
+
+    def write_lines(lines, path):
+        text = "\n".join(lines) + "\n"
+        with (gzip.open(path, "wt") if path.name.endswith(".gz") else open(path, "w")) as fh:
+            fh.write(text)
+        return path
+
+    lines = table_to_frame(make_table(n=6, ids=True)).to_csv(index=False).splitlines()  # id,label,pixel0..
+    lines[1:1] = ["", "   "]  # two blank lines after the header: data row r is on file line r + 4
+    assert len(io._parse_csv(write_lines(lines, tmp_path / name), chunk_rows=2)) == 6  # skipped, as pandas does
+
+    bad = lines.copy()
+    cells = bad[7].split(",")  # data row 4
+    cells[10] = "abc"  # its pixel8
+    bad[7] = ",".join(cells)
+    with pytest.raises(DataError, match=r"line 8, column pixel8: not a number"):
+        io._parse_csv(write_lines(bad, tmp_path / ("bad_" + name)), chunk_rows=2)
+
+    dup = lines.copy()
+    dup[8] = dup[3].split(",")[0] + dup[8][dup[8].index(","):]  # data row 5 takes row 0's id
+    with pytest.raises(DataError, match=r"line 9, column id: duplicate"):
+        io._parse_csv(write_lines(dup, tmp_path / ("dup_" + name)), chunk_rows=2)
+
+
 def test_file_too_large_for_memory_is_refused_with_an_estimate(tmp_path, monkeypatch):
     from kmnist.data import io
 

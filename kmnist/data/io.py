@@ -81,10 +81,24 @@ def _check_header(path: Path, columns: list[str]) -> list[str]:
     raise DataError(f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS}; unexpected extra column {shown(pixels[N_PIXELS])}")
 
 
-def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, first_line: int) -> DataError:
+def _file_line(path: Path, data_row: int) -> int:
+    """The file line (1: the header) of a data row. pandas skips blank lines, so rows and lines part
+    after one; the file is scanned again only here, when an error is reported."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        next(fh, None)  # the header
+        seen = -1
+        for number, line in enumerate(fh, start=2):
+            seen += bool(line.strip())
+            if seen == data_row:
+                return number
+    return data_row + 2
+
+
+def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, first_row: int) -> DataError:
     row, col = np.argwhere(bad)[0]
     value = frame.iat[row, col]
-    return DataError(f"{path}: line {first_line + row}, column {frame.columns[col]}: {what} (got {shown(value)})")
+    return DataError(f"{path}: line {_file_line(path, first_row + row)}, column {frame.columns[col]}: {what} (got {shown(value)})")
 
 
 def _available_memory() -> int | None:
@@ -95,8 +109,8 @@ def _available_memory() -> int | None:
         return None
 
 
-def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_line: int) -> DigitTable:
-    """Validate one block of rows (`first_line`: the file line of its first row) and convert it."""
+def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_row: int) -> DigitTable:
+    """Validate one block of rows (`first_row`: the data row index of its first row) and convert it."""
     if all(pd.api.types.is_integer_dtype(t) for t in frame.dtypes):
         values = frame.to_numpy(dtype=np.int64)  # the common, clean case: no coercion needed
     else:
@@ -107,23 +121,23 @@ def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_line: i
         if missing.any():
             row, col = np.argwhere(missing)[0]
             what = "missing value (NaN)" if pd.isna(frame.iat[row, col]) else "not a number"
-            raise _first_bad(path, frame, missing, what, first_line)
+            raise _first_bad(path, frame, missing, what, first_row)
         fractional = values != np.round(values)
         if fractional.any():
-            raise _first_bad(path, frame, fractional, "not an integer", first_line)
+            raise _first_bad(path, frame, fractional, "not an integer", first_row)
 
     pixels = values[:, len(meta):]
     out_of_range = (pixels < 0) | (pixels > 255)
     if out_of_range.any():
         row, col = np.argwhere(out_of_range)[0]
-        raise DataError(f"{path}: line {first_line + row}, column pixel{col}: value {shown(frame.iat[row, len(meta) + col])} is outside 0..255")
+        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column pixel{col}: value {shown(frame.iat[row, len(meta) + col])} is outside 0..255")
     table = DigitTable(images=pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
     if "label" in meta:
         labels = values[:, meta.index("label")]
         bad = (labels < 0) | (labels > 9)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{path}: line {first_line + row}, column label: {shown(frame['label'].iat[row])} is not a digit 0..9")
+            raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column label: {shown(frame['label'].iat[row])} is not a digit 0..9")
         table.labels = labels.astype(np.int64)
     if "id" in meta:
         table.ids = values[:, meta.index("id")].astype(np.int64)
@@ -140,7 +154,7 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
     try:
         for frame in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
             frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-            chunks.append(_parse_chunk(path, frame, meta, first_line=rows + 2))  # line 1 is the header
+            chunks.append(_parse_chunk(path, frame, meta, first_row=rows))
             rows += len(frame)
             if available is not None and rows * (N_PIXELS + 16) > available // 2:
                 raise DataError(f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
@@ -158,7 +172,7 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
         dup = pd.Series(ids).duplicated().to_numpy()
         if dup.any():
             row = int(np.argmax(dup))
-            raise DataError(f"{path}: line {row + 2}, column id: duplicate id {ids[row]} (ids must be unique)")
+            raise DataError(f"{path}: line {_file_line(path, row)}, column id: duplicate id {ids[row]} (ids must be unique)")
         table.ids = ids
     return table
 
