@@ -144,6 +144,23 @@ def test_datamodule_batches_augment_only_in_training(data_dir, on_device):
     assert augmented.shape == plain_a.shape and not torch.equal(augmented, plain_a)
 
 
+def test_a_writer_split_of_a_file_out_of_the_official_order_is_refused(data_dir, tmp_path):
+    from kmnist.data.io import read_digits, table_to_frame
+    from kmnist.data.table import DigitTable
+    from kmnist.errors import DataError
+    from kmnist.utils.atomic import atomic_write_csv
+
+    table = read_digits(data_dir / "train.csv.gz")
+    order = np.random.default_rng(0).permutation(len(table))
+    atomic_write_csv(table_to_frame(DigitTable(images=table.images[order], labels=table.labels[order])), tmp_path / "train.csv.gz")
+    shuffled = KannadaMNISTDataModule(dir=str(tmp_path), val_writers=1, val_file=None)
+    with pytest.raises(DataError, match=r"train.csv.gz: data row \d+ has label \d, not \d: data.split=writer needs the official row order"):
+        shuffled.setup("fit")
+    # Other splits, and a writer split holding out no one, do not depend on the order.
+    KannadaMNISTDataModule(dir=str(tmp_path), split="stratified", val_fraction=0.1, val_file=None).setup("fit")
+    KannadaMNISTDataModule(dir=str(tmp_path), val_writers=0, val_file=None).setup("fit")
+
+
 def test_datamodule_resizes_for_three_channel_models(data_dir):
     dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, imagenet_norm=True)
     dm.setup("fit")

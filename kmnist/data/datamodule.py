@@ -18,7 +18,7 @@ from kmnist.data.augment import BatchAugment
 from kmnist.data.batches import TensorBatches
 from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.preprocess import Preprocess
-from kmnist.data.splits import make_split
+from kmnist.data.splits import first_row_out_of_writer_order, make_split
 from kmnist.errors import ConfigError, DataError
 
 
@@ -115,6 +115,10 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         images, labels = table.images, table.labels
         if self.limit_rows:
             images, labels = images[: self.limit_rows], labels[: self.limit_rows]
+        if self.split == "writer" and self.val_writers > 0 and (row := first_row_out_of_writer_order(labels)) is not None:
+            raise DataError(f"{self.path(self.train_file)}: data row {row} has label {labels[row]}, not {row % 10}: data.split=writer "
+                            "needs the official row order (label = row mod 10, writer = row // 1280); use data.split=stratified "
+                            "(a random split, reads optimistic) or the file in its original order")
         train_idx, val_idx = make_split(self.split, labels, val_writers=self.val_writers, val_fraction=self.val_fraction,
                                         val_rows=self.val_rows, seed=self.seed)
         train_images, train_labels = images[train_idx], labels[train_idx]

@@ -20,6 +20,14 @@ def writer_of_row(n_rows: int, rows_per_writer: int = ROWS_PER_WRITER) -> np.nda
     return np.arange(n_rows) // rows_per_writer
 
 
+def first_row_out_of_writer_order(labels: np.ndarray) -> int | None:
+    """The first row whose label breaks the official order (label = row mod 10: each writer's page
+    cycles through the digits), or None. A file in any other order (shuffled, filtered, re-exported)
+    has no writer at row // 1280, and a "writer" split of it would be a random split in disguise."""
+    bad = labels != np.arange(len(labels)) % 10
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int = ROWS_PER_WRITER) -> tuple[np.ndarray, np.ndarray]:
     """Hold out `val_writers` whole writers, chosen by `seed`."""
     writers = writer_of_row(n_rows, rows_per_writer)
