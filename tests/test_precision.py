@@ -52,3 +52,14 @@ def test_a_bad_predict_precision_is_one_line_before_any_checkpoint_is_read(tmp_p
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert "precision='fp16': expected one of 32-true, 32, bf16-mixed, bf16, auto" in last and "Traceback" not in done.stderr
+
+
+def test_auto_takes_bf16_only_on_gpus_that_compute_it_natively(monkeypatch):
+    from kmnist.engine.precision import native_bf16
+
+    # No GPU here: stand in for one whose bf16 is emulated (V100, T4), which torch counts by default.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert native_bf16("cuda") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100/H100
+    assert native_bf16("cuda") == "this GPU computes bf16 natively"
