@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +14,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
-from kmnist.data.io import read_digits
+from kmnist.data.datamodule import KannadaMNISTDataModule
+from kmnist.data.io import read_digits, table_to_frame
 from kmnist.engine.inference import load_checkpoint, predict_proba
+from kmnist.errors import DataError
 from kmnist.tasks.train import train
+from kmnist.utils.atomic import atomic_write_csv
 
 
 def dev_accuracy(ckpt: str, data_dir: Path) -> float:
@@ -80,6 +84,24 @@ def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("extra", ["test_dev.csv.gz", "copy_of_dev.csv.gz"])
+def test_training_on_the_val_file_itself_is_refused(data_dir, tmp_path, extra):
+    shutil.copy(data_dir / "test_dev.csv.gz", tmp_path / "copy_of_dev.csv.gz")  # the same bytes by another name
+    extra_path = data_dir / extra if extra == "test_dev.csv.gz" else tmp_path / extra
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(extra_path)])
+    with pytest.raises(DataError, match=rf"{extra}: data.extra_train is the data.val_file"):
+        dm.setup("fit")
+    # Another file holding the same images trains: pseudo_labels.csv.gz holds test images, dev's among them
+    # (the check is the file, not its images; its labels here stand in for predicted ones).
+    other = read_digits(data_dir / "test_dev.csv.gz")
+    pseudo = tmp_path / "pseudo.csv.gz"
+    other.ids = None
+    atomic_write_csv(table_to_frame(other), pseudo)
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(pseudo)])
+    dm.setup("fit")
+    assert len(dm.dev_set[0]) == DEV_ROWS
 
 
 def test_the_flagship_keeps_its_last_epoch_and_reports_dev(compose_train, tmp_path):

@@ -20,6 +20,7 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import first_row_out_of_writer_order, make_split
 from kmnist.errors import ConfigError, DataError
+from kmnist.utils.hashing import file_sha256
 
 
 class KannadaMNISTDataModule(pl.LightningDataModule):
@@ -132,6 +133,17 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.val_set = (self._as_tensor(images[val_idx]).to(device), torch.from_numpy(labels[val_idx]).to(device))
         if self.val_file is not None:
             self.dev_set = self._read_val_file(device)
+            self._refuse_training_on(self.path(self.val_file))
+
+    def _refuse_training_on(self, val_path: Path) -> None:
+        """dev/acc is an estimate on unseen writers only while no training file is the val_file itself."""
+        for option, name in [("data.train_file", self.train_file), *(("data.extra_train", n) for n in self.extra_train or [])]:
+            path = self.path(name)
+            same = path.resolve() == val_path.resolve() or (
+                path.stat().st_size == val_path.stat().st_size and file_sha256(path) == file_sha256(val_path))
+            if same:
+                raise DataError(f"{path}: {option} is the data.val_file ({val_path}): dev/acc would score images the model "
+                                "was trained on with their labels; validate on another file or drop it from training")
 
     def _read_val_file(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.path(self.val_file)
