@@ -3,6 +3,8 @@ its parameters per image, keeps shape and range, and runs only in training."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from omegaconf import open_dict
@@ -61,9 +63,11 @@ def test_aspect_stretches_each_image_by_its_own_ratio_and_keeps_the_area():
 
 
 @pytest.mark.parametrize(("knob", "value", "says"), [("aspect", -0.5, "expected >= 0"), ("zoom", 1.0, "expected < 1"),
-                                                     ("erase_p", 1.5, "a probability")])
+                                                     ("erase_p", 1.5, "a probability"), ("lighting", 1.5, "expected < 1"),
+                                                     ("erase_area", [0.1], "expected \\[min, max\\]"),
+                                                     ("erase_area", [0.3, 1.5], "0 <= min <= max <= 1")])
 def test_a_bad_knob_is_a_one_line_error_naming_it(knob, value, says):
-    with pytest.raises(ConfigError, match=rf"data\.augment\.{knob}={value}: .*{says}"):
+    with pytest.raises(ConfigError, match=rf"data\.augment\.{knob}={re.escape(str(value))}: .*{says}"):
         BatchAugment(**{knob: value})
 
 

@@ -9,6 +9,7 @@ written here (airbench-style) and runs on whatever device the batch is on.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,10 @@ class BatchAugment(nn.Module):
     elastic: max displacement of a smooth random field, as a fraction of the side, drawn on an
     `elastic_cells` x `elastic_cells` grid and upsampled; stroke: max share of a grey-level
     dilation (thicker strokes, > 0) or erosion (thinner, < 0) blended in, drawn per image from
-    [-stroke, stroke]; lighting: max relative change of brightness and contrast; erase_p:
-    probability that an image gets one erased rectangle covering erase_area of it; mixup /
+    [-stroke, stroke]; lighting: max relative change of contrast (brightness: half that, in units
+    of full scale); erase_p: probability that an image gets one erased rectangle of a share of
+    erase_area [min, max] of it (centred anywhere, so clipped at the border; strong's [0.02, 0.12]
+    erases 6% on average); mixup /
     cutmix: Beta(alpha, alpha) of MixUp / CutMix, applied to a share mix_p of the images (one of
     the two, evenly, when both are set). Digits are never flipped: a mirrored digit is a
     different (or no) digit.
@@ -60,6 +63,11 @@ class BatchAugment(nn.Module):
                 raise ConfigError(f"data.augment.{name}={value}: a maximum magnitude, expected >= 0")
         if zoom >= 1:
             raise ConfigError(f"data.augment.zoom={zoom}: scales are drawn from [1 - zoom, 1 + zoom], expected < 1")
+        if lighting >= 1:
+            raise ConfigError(f"data.augment.lighting={lighting}: contrast is scaled by [1 - lighting, 1 + lighting], expected < 1")
+        area = list(erase_area) if isinstance(erase_area, Sequence) and not isinstance(erase_area, str) else [erase_area]
+        if len(area) != 2 or not all(isinstance(a, (int, float)) for a in area) or not 0 <= area[0] <= area[1] <= 1:
+            raise ConfigError(f"data.augment.erase_area={erase_area}: expected [min, max] shares of the image, 0 <= min <= max <= 1")
         for name, value in dict(erase_p=erase_p, mix_p=mix_p).items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"data.augment.{name}={value}: a probability, expected in [0, 1]")
