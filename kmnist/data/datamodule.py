@@ -148,7 +148,8 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def _read_val_file(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.path(self.val_file)
         if not path.is_file():
-            raise DataError(f"{path}: data.val_file not found (a labelled CSV such as test_dev.csv.gz; "
+            where = "" if Path(self.val_file).is_absolute() else f" here or in data.dir={self.dir}"
+            raise DataError(f"{self.val_file}: data.val_file not found{where} (a labelled CSV such as test_dev.csv.gz; "
                             "data.val_file=null validates on the held-out writers only)")
         table = read_digits(path, cache_dir=self.cache_dir, use_cache=self.use_cache)
         if table.labels is None:
