@@ -145,7 +145,8 @@ def test_checkpoint_errors(tmp_path):
 
 def test_predict_refuses_no_checkpoint_and_a_bad_batch_size_in_one_line(data_dir, tmp_path):
     base = [f"input={data_dir / 'test.csv.gz'}", f"output={tmp_path / 'sub.csv'}", f"paths.log_dir={tmp_path}"]
-    for bad, expected in (["ckpt=[]", "ckpt=[]: no checkpoint given"], [f"ckpt={tmp_path / 'a.ckpt'} batch_size=0", "batch_size=0: expected a positive"]):
+    for bad, expected in (["ckpt=[]", "ckpt=[]: no checkpoint given"], [f"ckpt={tmp_path / 'a.ckpt'} batch_size=0", "batch_size=0: expected a positive"],
+                          ["", "error: ckpt: a required option with no default; pass ckpt=..."]):
         done = run_cli("predict.py", *bad.split(), *base, cwd=tmp_path)
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert expected in done.stderr.strip().splitlines()[-1]

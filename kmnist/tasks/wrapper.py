@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Callable, TypeVar
 
+from omegaconf.errors import MissingMandatoryValue
+
 from kmnist.errors import user_error
 
 T = TypeVar("T")
@@ -48,6 +50,9 @@ def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
         try:
             return task(cfg, *args, **kwargs)
         except Exception as err:
+            if isinstance(err, MissingMandatoryValue):  # a `???` option left unset, e.g. predict.py's ckpt
+                raise SystemExit(f"{_rank_prefix()}error: {err.full_key}: a required option with no default; "
+                                 f"pass {err.full_key}=... (e.g. ckpt=outputs/runs/DATE/TIME/checkpoints/last.ckpt)") from None
             if (cause := user_error(err)) is None:
                 raise
             raise SystemExit(f"{_rank_prefix()}error: {cause}") from None
