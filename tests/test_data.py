@@ -10,7 +10,7 @@ from kmnist.data.augment import BatchAugment
 from kmnist.data.batches import TensorBatches
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.preprocess import Preprocess
-from kmnist.data.splits import ROWS_PER_WRITER, first_n_split, make_split, stratified_split, writer_of_row, writer_split
+from kmnist.data.splits import ROWS_PER_WRITER, first_n_split, make_split, stratified_split, writer_of_row, writer_order_share, writer_split
 
 N = 47 * ROWS_PER_WRITER - 160  # the official file: 47 writers, the last with 1,120 rows
 
@@ -154,8 +154,12 @@ def test_a_writer_split_of_a_file_out_of_the_official_order_is_refused(data_dir,
     order = np.random.default_rng(0).permutation(len(table))
     atomic_write_csv(table_to_frame(DigitTable(images=table.images[order], labels=table.labels[order])), tmp_path / "train.csv.gz")
     shuffled = KannadaMNISTDataModule(dir=str(tmp_path), val_writers=1, val_file=None)
-    with pytest.raises(DataError, match=r"train.csv.gz: data row \d+ has label \d, not \d: data.split=writer needs the official row order"):
+    with pytest.raises(DataError, match=r"train.csv.gz: only 1\d% of its rows keep the official order .* data.split=writer would be a random split"):
         shuffled.setup("fit")
+    # Relabelled in place (a label fixed, or all of them permuted) it keeps its writers.
+    labels = (table.labels + 1) % 10
+    labels[5] = 0
+    assert writer_order_share(labels) == pytest.approx(1 - 1 / len(labels))
     # Other splits, and a writer split holding out no one, do not depend on the order.
     KannadaMNISTDataModule(dir=str(tmp_path), split="stratified", val_fraction=0.1, val_file=None).setup("fit")
     KannadaMNISTDataModule(dir=str(tmp_path), val_writers=0, val_file=None).setup("fit")
@@ -191,3 +195,10 @@ def test_inverse_3x3_matches_linalg_inv():
     matrices = augment.sample_matrices(512, torch.zeros(1))
     torch.testing.assert_close(inverse_3x3(matrices), torch.linalg.inv(matrices), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(inverse_3x3(matrices) @ matrices, torch.eye(3).expand(512, 3, 3), atol=1e-5, rtol=1e-5)
+
+
+def test_one_extra_train_path_is_a_list_of_one(data_dir):
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, extra_train=str(data_dir / "test_labelled.csv.gz"))
+    dm.setup("fit")
+    assert dm.extra_train == [str(data_dir / "test_labelled.csv.gz")]
+    assert len(dm.train_set[0]) == len(dm.train_set[1]) == 2 * 1280 + 500  # two training writers + the file's 500 rows

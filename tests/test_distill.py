@@ -89,3 +89,14 @@ def test_a_teacher_that_sees_other_inputs_is_refused(compose_train, teacher_ckpt
 def test_a_weight_outside_the_unit_interval_is_refused(teacher_ckpt, weight):
     with pytest.raises(ConfigError, match=f"loss.distill.weight={weight}"):
         TeacherEnsemble([teacher_ckpt], weight=weight)
+
+
+def test_one_teacher_path_is_a_list_of_one_and_a_missing_one_names_the_option(compose_train, teacher_ckpt, tmp_path):
+    from kmnist.errors import CheckpointError
+    from kmnist.tasks.train import build_teacher
+
+    cfg = compose_train("model=cnn", f"loss.distill.teachers={teacher_ckpt}")  # no brackets: a path, not its letters
+    assert [str(m.path) for m in build_teacher(cfg).models] == [str(teacher_ckpt)]
+    missing = tmp_path / "typo.ckpt"
+    with pytest.raises(CheckpointError, match=rf"^{missing}: checkpoint not found \(loss.distill.teachers=\[...\]"):
+        build_teacher(compose_train("model=cnn", f"loss.distill.teachers={missing}"))

@@ -107,7 +107,7 @@ def test_members_may_be_diverse_networks(data_dir, tmp_path):
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", "members=['seed=0','model=dnn seed=1']",
                                                          f"paths.output_dir={tmp_path}"])
-    assert Pipeline(cfg).member_overrides() == [["seed=0"], ["model=dnn", "seed=1"]]
+        assert Pipeline(cfg).member_overrides() == [["seed=0"], ["model=dnn", "seed=1"]]
 
 
 def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, tmp_path):
@@ -256,3 +256,36 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
     resumed = run_pipeline(*options, hint.rsplit(" ", 1)[-1], f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((root / "members" / "0" / "metrics.json").read_text())["epochs"] == 20
+
+
+@pytest.mark.parametrize("override, message", [
+    ("members=['seed=0','model=cnnn seed=1']", "members[1]='model=cnnn seed=1': "),
+    ("distill.overrides=['trainer.max_epoch=3']", "distill.overrides=['trainer.max_epoch=3']: "),
+    ("pseudo_label.threshold=2", "pseudo_label.threshold=2: expected a confidence in [0, 1]"),
+    ("pseudo_label.rounds=-1", "pseudo_label.rounds=-1: expected a whole number >= 0"),
+    ("seeds=abc", "seeds=abc: expected a whole number >= 0"),
+    ("batch_size=0", "batch_size=0: expected a whole number >= 1"),
+])
+def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, override, message):
+    from hydra import compose, initialize_config_dir
+
+    from kmnist.errors import ConfigError
+    from kmnist.tasks.pipeline import Pipeline
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", override])
+        with pytest.raises(ConfigError) as raised:
+            Pipeline(cfg)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(data_dir, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from kmnist.tasks.pipeline import Pipeline
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", "seeds=4",
+                                                         f"checkpoints={tmp_path / 'a.ckpt'}"])
+        pipeline = Pipeline(cfg)
+    assert pipeline.member_overrides() == [["seed=4"]] and list(pipeline.cfg.checkpoints) == [str(tmp_path / "a.ckpt")]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from kmnist import NUM_CLASSES
 from kmnist.engine.inference import LoadedModel, load_checkpoint
-from kmnist.errors import ConfigError
+from kmnist.errors import CheckpointError, ConfigError
 from kmnist.models.probabilities import probabilities
 
 # Settings that shape what a network receives: a teacher must see the student's very inputs.
@@ -39,6 +39,9 @@ class TeacherEnsemble:
             raise ConfigError("loss.distill.teachers=[]: name at least one checkpoint, e.g. loss.distill.teachers=[a.ckpt,b.ckpt]")
         if not 0.0 < weight <= 1.0:
             raise ConfigError(f"loss.distill.weight={weight}: expected a share in (0, 1] of the loss given to the teachers")
+        missing = [str(path) for path in checkpoints if not Path(path).is_file()]
+        if missing:  # load_checkpoint's own hint names predict.py's ckpt=
+            raise CheckpointError(f"{missing[0]}: checkpoint not found (loss.distill.teachers=[...] takes .ckpt files written by train.py)")
         self.models: list[LoadedModel] = [load_checkpoint(path) for path in checkpoints]
         self.weight = float(weight)
         if student_inputs is not None:

@@ -25,9 +25,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.data.io import DigitTable, read_digits
-from kmnist.data.tta import resolve_views, tta_name
-from kmnist.engine.precision import precision_name
+from kmnist.data.tta import tta_name
 from kmnist.errors import ConfigError
+from kmnist.tasks.pipeline_options import check_pipeline_options
 from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, pipeline_folder, record_labellers, stored_probabilities
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
@@ -73,8 +73,7 @@ def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
 class Pipeline:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
-        resolve_views(cfg.tta)  # a bad view-set name fails now, not after the members have trained
-        precision_name(cfg.precision)  # as does a bad precision
+        check_pipeline_options(cfg, lambda overrides: compose_run(overrides, Path(cfg.paths.output_dir) / "check"))
         # resume=DIR continues a pipeline in its folder; otherwise this run's own (Hydra's) folder.
         self.root = pipeline_folder(cfg.resume, cfg) if cfg.get("resume") else Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}

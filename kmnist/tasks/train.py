@@ -34,6 +34,7 @@ from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.tasks.tracking import finish_trackers, log_run_files, require_trackers
 from kmnist.utils.atomic import write_json
+from kmnist.utils.lists import as_list
 from kmnist.utils.network import reachable
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def build_teacher(cfg: DictConfig) -> TeacherEnsemble | None:
     if not distill or not distill.get("teachers"):
         return None
     student_inputs = {"scaling": cfg.data.scaling, **network_input(cfg)}
-    return TeacherEnsemble(list(distill.teachers), weight=distill.weight, student_inputs=student_inputs)
+    return TeacherEnsemble(as_list(distill.teachers), weight=distill.weight, student_inputs=student_inputs)
 
 
 def network_input(cfg: DictConfig) -> dict:

@@ -1,0 +1,53 @@
+"""The pipeline's options, checked before anything trains. A typo in the last member, a threshold
+no prediction can reach or a round count of -1 would otherwise surface after hours of training
+(or never: the rounds were skipped with a warning). Single values become lists (`seeds=0`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hydra.errors import HydraException
+from omegaconf import DictConfig, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from kmnist.data.tta import resolve_views
+from kmnist.engine.precision import precision_name
+from kmnist.errors import ConfigError
+from kmnist.utils.lists import as_list
+
+LIST_OPTIONS = ("train", "seeds", "members", "checkpoints")
+
+
+def _count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}={value}: expected a whole number >= {minimum}")
+    return value
+
+
+def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictConfig]) -> None:
+    """Raise ConfigError naming the first bad option; `compose` builds a training run's config from
+    overrides (Hydra rejects an unknown group, option or key there, as train.py would)."""
+    with open_dict(cfg):
+        for name in LIST_OPTIONS:
+            cfg[name] = as_list(cfg.get(name))
+        cfg.distill.overrides = as_list(cfg.distill.get("overrides"))
+    for seed in cfg.seeds:
+        _count("seeds", seed, 0)
+    threshold = cfg.pseudo_label.threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"pseudo_label.threshold={threshold}: expected a confidence in [0, 1], e.g. 0.85")
+    _count("pseudo_label.rounds", cfg.pseudo_label.rounds, 0)
+    _count("batch_size", cfg.batch_size, 1)
+    resolve_views(cfg.tta)  # a bad view-set name
+    precision_name(cfg.precision)  # and a bad precision fail now too
+    if cfg.checkpoints:
+        return  # nothing is trained but the student, whose overrides are checked below
+    runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]
+    if cfg.distill.enabled:
+        runs.append((f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides]))
+    for option, overrides in runs:
+        try:
+            compose([*map(str, cfg.train), *overrides])
+        except (HydraException, OmegaConfBaseException) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"{option}: {first}") from None
