@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -239,6 +240,33 @@ def test_resolve_ckpt_path(tmp_path):
     assert resolve_ckpt_path(str(older.parent), tmp_path) == str(older / "last.ckpt")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose_train, tmp_path):
+    metrics, _ = train(compose_train("model=cnn", "scheduler=onecycle", "report=false"))
+    run_ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+    (tmp_path / "notes.ckpt").write_text("model: cnn\n")
+    torch.save({"state_dict": {}}, tmp_path / "weights_only.ckpt")
+    cases = [
+        (str(tmp_path / "notes.ckpt"), ["model=cnn"], "notes.ckpt: cannot be read as a checkpoint"),
+        (str(tmp_path / "weights_only.ckpt"), ["model=cnn"], "weights_only.ckpt: not a training checkpoint written by train.py"),
+        (run_ckpt, ["model=dnn", "scheduler=onecycle"], "trained with model.name=cnn, this run has model.name=dnn"),
+        (run_ckpt, ["model=cnn", "scheduler=onecycle", "trainer.max_epochs=2"],
+         "its one-cycle schedule was laid out for trainer.max_epochs=1 and cannot be stretched to 2"),
+    ]
+    for ckpt, overrides, message in cases:
+        cfg = compose_train(*[o for o in overrides if not o.startswith("trainer.")], "report=false")
+        with open_dict(cfg):
+            cfg.ckpt_path = ckpt
+            cfg.trainer.max_epochs = int(overrides[-1].split("=")[1]) if overrides[-1].startswith("trainer.") else 1
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            train(cfg)
+    # The same options continue the run.
+    cfg = compose_train("model=cnn", "scheduler=onecycle", "report=false")
+    with open_dict(cfg):
+        cfg.ckpt_path = run_ckpt
+    assert train(cfg)[0]["best_ckpt"]
 
 
 def test_mistyped_key_gets_hydras_error_and_the_closest_name(tmp_path):

@@ -29,6 +29,7 @@ from kmnist.engine.distill import TeacherEnsemble
 from kmnist.engine.graphed_module import GraphedClassifier
 from kmnist.engine.module import Classifier
 from kmnist.engine.options import check_options
+from kmnist.engine.resumable import check_resume_checkpoint
 from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
 from kmnist.errors import CheckpointError, DataError
 from kmnist.models import build_network, input_spec
@@ -169,6 +170,8 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     cfg, derived = derive_run_config(cfg, datamodule.val_set_names, datamodule.holds_out_validation)
     with open_dict(cfg):  # resolved once, before any other rank starts: every rank resumes from the same file
         cfg.ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.log_dir))
+    if cfg.ckpt_path:
+        check_resume_checkpoint(cfg.ckpt_path, cfg)
     if pl.utilities.rank_zero_only.rank == 0:
         write_derived(derived, output_dir / "derived.yaml")
 
