@@ -56,6 +56,11 @@ def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
     assert len(failed) <= 1 and all(t.state == TrialState.FAIL for t in failed)
     if failed:
         assert failed[0].params.items() <= trials[failed[0].number + 1].params.items()
+    # The trials drawn after the resume are new ones: a seeded sampler restarted at every launch
+    # repeated trial 0's parameters.
+    rerun = failed[0].number + 1 if failed else None
+    drawn_after = [t for t in trials if t.number >= 2 and t.state == TrialState.COMPLETE and t.number != rerun]
+    assert drawn_after and all(t.params != trials[0].params and t.params != trials[1].params for t in drawn_after)
     # Job folder N holds trial N; the leaderboard ranks the whole study.
     board = pd.read_csv(sweep / "leaderboard.csv")
     assert sorted(board.loc[board["status"] == "ok", "job"]) == complete

@@ -47,3 +47,15 @@ def resume_study(storage: str | None, study_name: str, n_trials: int) -> tuple[i
     return remaining, min((t.number for t in trials if t.state == TrialState.WAITING), default=len(trials))
 
 
+
+
+def reseeded_sampler(sampler_cfg, trials_before: int):
+    """A seeded sampler restarts its random stream at every launch, so a resumed study's first new
+    trial repeated trial 0's draws (TPE's start-up trials are random ones). A launch that continues a
+    study gets the seed offset by the trials it already holds: new draws, still reproducible. None
+    when there is nothing to change (a new study, an unseeded or a partial (grid) sampler)."""
+    if not trials_before or sampler_cfg is None or sampler_cfg.get("seed") is None or sampler_cfg.get("_partial_"):
+        return None
+    from hydra.utils import instantiate
+
+    return instantiate(sampler_cfg, seed=int(sampler_cfg.seed) + trials_before)
