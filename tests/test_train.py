@@ -116,14 +116,25 @@ def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, 
     assert len(pd.read_csv(out)) == 500
     scored = json.loads((tmp_path / "labelled_sub_metrics.json").read_text())
     assert 0 <= scored["accuracy"] <= 1 and "accuracy on" in done.stderr + done.stdout
-    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    report = tmp_path / "labelled_sub_report"  # beside the output, named after it
+    per_class = pd.read_csv(report / "per_class.csv")
     assert per_class["support"].sum() == 500
-    assert (tmp_path / "confusion.png").is_file() and (tmp_path / "errors.png").is_file()
+    assert (report / "confusion.png").is_file() and (report / "errors.png").is_file()
 
     # Refused before any work: a checkpoint that does not exist is never reached.
     again = run_cli("predict.py", f"ckpt={tmp_path / 'absent.ckpt'}", *args[1:], cwd=tmp_path)
     assert again.returncode != 0 and "overwrite=true" in again.stderr.strip().splitlines()[-1]
     assert run_cli("predict.py", *args, "overwrite=true", cwd=tmp_path).returncode == 0
+    # Another output in the same folder: the earlier one's report and metrics stay as they were.
+    other = run_cli("predict.py", *args[:2], f"output={tmp_path / 'other.csv'}", *args[3:], "pseudo_label_threshold=0.5", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert (tmp_path / "other_report" / "per_class.csv").is_file() and (tmp_path / "labelled_sub_report" / "per_class.csv").is_file()
+    # Files written beside an output are refused like the output itself (here the pseudo-labels).
+    (tmp_path / "other.csv").unlink()
+    again = run_cli("predict.py", *args[:2], f"output={tmp_path / 'other.csv'}", *args[3:], "pseudo_label_threshold=0.5", cwd=tmp_path)
+    assert again.returncode != 0 and "already exists; pass overwrite=true" in again.stderr.strip().splitlines()[-1]
+    folder = run_cli("predict.py", *args[:2], f"output={tmp_path}", *args[3:], cwd=tmp_path)
+    assert folder.returncode != 0 and ": is a folder; name the submission file" in folder.stderr.strip().splitlines()[-1]
 
 
 def test_checkpoint_errors(tmp_path):

@@ -25,8 +25,17 @@ def predict(cfg: DictConfig) -> dict:
     device = resolve_device(cfg.accelerator)
     bf16 = inference_bf16(cfg.precision, device)  # as does a bad precision
     output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
+    if output.is_dir():
+        raise ConfigError(f"output={cfg.output}: is a folder; name the submission file, e.g. output={output / 'submission.csv'}")
     overwrite = cfg.overwrite or not cfg.output
-    refuse_overwrite(output, overwrite)  # as early: not after minutes of ensemble and TTA inference
+    # A labelled input's report: the run's own folder, or beside an output= file in a folder named after it,
+    # so two predictions into one folder do not replace each other's plots.
+    report_dir = output.parent if not cfg.output else output.with_name(output.stem + "_report")
+    pseudo_labels = output.with_name("pseudo_labels.csv.gz") if threshold is not None else None
+    metrics_file = output.with_name(output.stem + "_metrics.json")
+    for path in (output, metrics_file, pseudo_labels, report_dir if cfg.output else None):
+        if path is not None:
+            refuse_overwrite(path, overwrite)  # as early: not after minutes of ensemble and TTA inference
     paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
     if not paths:
         raise ConfigError("ckpt=[]: no checkpoint given; pass ckpt=PATH or ckpt=[a.ckpt,b.ckpt]")
@@ -47,11 +56,11 @@ def predict(cfg: DictConfig) -> dict:
         from kmnist.report.evaluation import evaluate  # matplotlib only for labelled inputs
 
         result["accuracy"] = float((labels == table.labels).mean())
-        result.update(evaluate(probs, table.labels, table.images, output.parent, title=Path(cfg.input).name))
-        log.info("accuracy on %s: %.4f (%d rows); report in %s", cfg.input, result["accuracy"], len(labels), output.parent)
-    if cfg.get("pseudo_label_threshold") is not None:
-        result.update(write_pseudo_labels(table, probs, float(cfg.pseudo_label_threshold), output.with_name("pseudo_labels.csv.gz")))
-    write_json(output.with_name(output.stem + "_metrics.json"), result)
+        result.update(evaluate(probs, table.labels, table.images, report_dir, title=Path(cfg.input).name))
+        log.info("accuracy on %s: %.4f (%d rows); report in %s", cfg.input, result["accuracy"], len(labels), report_dir)
+    if pseudo_labels is not None:
+        result.update(write_pseudo_labels(table, probs, float(threshold), pseudo_labels))
+    write_json(metrics_file, result)
     log.info("wrote %d predictions to %s", len(labels), output.resolve())
     return result
 
