@@ -20,7 +20,8 @@ from kmnist.errors import DataError
 
 META_COLUMNS = ("id", "label")
 CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
-DOWNLOAD_HINT = "set KMNIST_DATA (or data.dir=...) to the folder holding it, or fetch the data with `python -m kmnist.data.download`"
+DOWNLOAD_HINT = ("point KMNIST_DATA at the folder holding it (or train.py's data.dir=, predict.py's input=, the pipeline's data_dir=), "
+                 "or fetch the data with `python -m kmnist.data.download`")
 
 
 # ---------------------------------------------------------------- CSV

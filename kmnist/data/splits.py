@@ -39,7 +39,9 @@ def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int 
     writers = writer_of_row(n_rows, rows_per_writer)
     n_writers = int(writers.max()) + 1 if n_rows else 0
     if val_writers < 0 or (val_writers > 0 and val_writers >= n_writers):
-        raise ConfigError(f"data.val_writers={val_writers}: must be between 0 and {n_writers - 1} (the data has {n_writers} writers of {rows_per_writer} rows)")
+        raise ConfigError(f"data.val_writers={val_writers}: must be between 0 and {max(n_writers - 1, 0)}: the {n_rows:,} rows hold "
+                          f"{n_writers} writer(s) of up to {rows_per_writer} rows, and one at least must train "
+                          "(data.split=stratified validates on a share of fewer rows)")
     held_out = np.random.default_rng(seed).choice(n_writers, size=val_writers, replace=False)
     is_val = np.isin(writers, held_out)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
