@@ -23,9 +23,14 @@ from kmnist.errors import ConfigError
     ("data.val_writers=-2", "data.val_writers=-2: expected a value in [0, inf]"),
     ("model.dropout=1.5", "model.dropout=1.5: expected a value in [0, 1)"),
     ("data.limit_rows=0", "data.limit_rows=0: expected a value in [1, inf]"),
+    ("seed=abc", "seed='abc': expected an integer"),
+    ("seed=-1", "seed=-1: expected a value in [0, 4294967295]"),
+    ("data.augment.elastic=abc", "data.augment.elastic='abc': expected a number"),
+    ("model=kresnet model.widths=abc", "model.widths=abc: expected a list of positive channel counts, e.g. model.widths=[32,64,128]"),
+    ("model=kresnet model.widths=[32,0]", "model.widths=[32, 0]: expected a list of positive channel counts, e.g. model.widths=[32,64,128]"),
 ])
 def test_value_out_of_range_is_named(override, needle):
-    cfg = composed("model=cnn", override)  # not shrunk: the fixture would replace batch size and epochs
+    cfg = composed("model=cnn", *override.split())  # not shrunk: the fixture would replace batch size and epochs
     with pytest.raises(ConfigError) as err:
         check_options(cfg)
     assert str(err.value) == needle

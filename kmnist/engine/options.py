@@ -38,7 +38,18 @@ def _number(cfg: DictConfig, key: str, *, low: float | None = None, high: float 
         raise ConfigError(f"{key}={value}: expected a value in {span}")
 
 
+AUGMENT_KNOBS = ("rotation", "translate", "shear", "zoom", "aspect", "warp", "elastic", "stroke", "lighting", "erase_p",
+                 "mixup", "cutmix", "mix_p")  # BatchAugment checks their ranges; here, that they are numbers at all
+
+
 def check_value_ranges(cfg: DictConfig) -> None:
+    _number(cfg, "seed", low=0, high=2**32 - 1, integer=True)
+    for knob in AUGMENT_KNOBS:
+        _number(cfg, f"data.augment.{knob}")
+    widths = OmegaConf.select(cfg, "model.widths", default=None)
+    if widths is not None and (not OmegaConf.is_list(widths) or not widths
+                               or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
+        raise ConfigError(f"model.widths={widths}: expected a list of positive channel counts, e.g. model.widths=[32,64,128]")
     _number(cfg, "data.batch_size", low=1, integer=True)
     _number(cfg, "data.eval_batch_size", low=1, integer=True)
     _number(cfg, "data.limit_rows", low=1, integer=True, optional=True)
