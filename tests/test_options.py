@@ -64,3 +64,9 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: data.batch_size=0: expected a value in [1, inf]"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the machine has a GPU")
+def test_a_gpu_trainer_without_a_gpu_is_one_line():
+    with pytest.raises(ConfigError, match=r"^trainer.accelerator=gpu: no CUDA GPU is visible on this machine"):
+        check_options(composed("model=cnn", "trainer=gpu"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from numbers import Number
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.errors import ConfigError
@@ -85,6 +86,13 @@ def processes(trainer_cfg: DictConfig) -> int:
     return per_node * int(trainer_cfg.get("num_nodes", 1) or 1)
 
 
+def check_device(cfg: DictConfig) -> None:
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # Lightning's own refusal is a multi-line trace
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; trainer=cpu, or "
+                          "trainer.accelerator=auto to take whatever there is")
+
+
 def check_combinations(cfg: DictConfig) -> None:
     callbacks = cfg.get("callbacks") or {}
     # A callback is on when its entry has a _target_ (as train.instantiate_group builds them): an
@@ -112,4 +120,5 @@ def check_combinations(cfg: DictConfig) -> None:
 def check_options(cfg: DictConfig) -> None:
     """Raise a ConfigError naming the first option at fault; return quietly when all are sound."""
     check_value_ranges(cfg)
+    check_device(cfg)
     check_combinations(cfg)
