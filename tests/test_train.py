@@ -180,6 +180,8 @@ def test_two_job_multirun(data_dir, tmp_path):
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
         f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    # Each Lightning record once: `import lightning` adds a console handler beside Hydra's (was twice).
+    assert (done.stdout + done.stderr).count("GPU available:") == 2  # one per job
     jobs = sorted((tmp_path / "multirun").glob("*/*/[0-9]*"))
     assert len(jobs) == 2
     lrs = set()

@@ -214,8 +214,9 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
         write_json(output_dir / "metrics.json", metrics)
         log_run_files(trainer.loggers, output_dir, metrics)  # after the report and metrics.json exist
         score = metrics.get(cfg.optimized_metric)
-        log.info("%s = %s after %d epochs (%.1f s); best checkpoint: %s", cfg.optimized_metric,
-                 f"{score:.4f}" if isinstance(score, float) else score, trainer.current_epoch, train_seconds, metrics["best_ckpt"])
+        epochs = trainer.current_epoch
+        log.info("%s = %s after %d epoch%s (%.1f s); best checkpoint: %s", cfg.optimized_metric, f"{score:.4f}" if isinstance(score, float) else score,
+                 epochs, "" if epochs == 1 else "s", train_seconds, metrics["best_ckpt"])
     finish_trackers(trainer.loggers)
     return metrics, TrainedRun(cfg, output_dir, datamodule, module, trainer)
 

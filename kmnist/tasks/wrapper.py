@@ -9,6 +9,7 @@ turned into a saved checkpoint ends with exit code 143 (128 + SIGTERM, as schedu
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from typing import Callable, TypeVar
@@ -44,9 +45,18 @@ def resume_hint(cfg) -> str:
     return f"resume with ckpt_path={output_dir}"
 
 
+def one_line_per_log_record() -> None:
+    """`import lightning` gives its logger a console handler of its own ("INFO: ..."), and its records
+    also reach the root's (Hydra's console and log file): every Lightning line was printed twice.
+    Where the root has handlers, Lightning's own goes."""
+    if logging.getLogger().handlers:
+        logging.getLogger("lightning").handlers.clear()
+
+
 def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(task)
     def run(cfg, *args, **kwargs) -> T:
+        one_line_per_log_record()
         try:
             return task(cfg, *args, **kwargs)
         except Exception as err:
