@@ -51,3 +51,17 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
     # Same rows either way (the loader's order is seeded), so only the augmentation can tell them apart.
     assert png("strong", "train") != png("none", "train")
     assert png("strong", "val") == png("none", "val")
+
+
+def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypatch):
+    import kmnist
+    from kmnist.errors import ConfigError, DataError
+
+    monkeypatch.chdir(tmp_path)
+    # Raised while Hydra instantiates the data module: the ConfigError, not Hydra's wrapper around it.
+    with pytest.raises(ConfigError, match=r"^data.scaling='bogus'"):
+        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", "data.scaling=bogus")
+    with pytest.raises(ConfigError, match=r"^n=0: expected a number of images >= 1"):
+        kmnist.show_batch(f"data.dir={data_dir}", n=0)
+    with pytest.raises(DataError, match=r"nowhere: no such run folder"):
+        kmnist.show_report(tmp_path / "nowhere")

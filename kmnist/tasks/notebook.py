@@ -12,6 +12,7 @@ call gets a run directory under outputs/ like the CLI's, with its .hydra/ config
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from kmnist.errors import ConfigError, DataError, user_error
 from kmnist.tasks.train import TrainedRun
 from kmnist.utils.atomic import atomic_write_text
 from kmnist.utils.overrides import quoted
@@ -68,6 +70,23 @@ class Run:
         return self.metrics.get("best_ckpt")
 
 
+def user_errors(helper):
+    """The user's mistake itself (ConfigError, DataError, ...), not Hydra's instantiate wrapper around it:
+    a notebook shows the exception's type and one line, as the entry points print it."""
+
+    @functools.wraps(helper)
+    def run(*args, **kwargs):
+        try:
+            return helper(*args, **kwargs)
+        except Exception as err:
+            if (cause := user_error(err)) is None or cause is err:
+                raise
+            raise cause from None
+
+    return run
+
+
+@user_errors
 def train(*overrides: str) -> Run:
     """`python train.py OVERRIDES...` in this process: fit, validate, report; returns the Run."""
     from kmnist.tasks.train import train as train_task
@@ -76,6 +95,7 @@ def train(*overrides: str) -> Run:
     return Run(metrics, trained.output_dir, trained)
 
 
+@user_errors
 def predict(ckpt, input=None, *overrides: str) -> pd.DataFrame:
     """`python predict.py ckpt=CKPT input=INPUT OVERRIDES...`: the submission (id, label) as a
     DataFrame; `.attrs` holds the job's result (the CSV's path, accuracy for a labelled input)."""
@@ -105,8 +125,13 @@ class Picture:
         return save_figure(self.figure, path)
 
 
+@user_errors
 def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     """`n` images of a batch exactly as the network receives them (augmented for `train`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n={n!r}: expected a number of images >= 1")
+    if split not in ("train", "val"):
+        raise ConfigError(f"split={split!r}: expected 'train' or 'val'")
     import torch
     from hydra.utils import instantiate
 
@@ -126,6 +151,8 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
 def show_report(run: Run | str | os.PathLike, figures: tuple[str, ...] = REPORT_FIGURES) -> list[Path]:
     """Display a run's report figures inline (in Jupyter); returns their paths."""
     run_dir = Path(run.run_dir if isinstance(run, Run) else run)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run folder (pass a Run, or a folder under outputs/runs/)")
     paths = [run_dir / name for name in figures if (run_dir / name).is_file()]
     try:
         from IPython.display import Image, display
