@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from kmnist.engine.inference import load_checkpoint, predict_proba
-from kmnist.errors import ExportError
+from kmnist.errors import ConfigError, ExportError
 from kmnist.tasks.export import export
 from kmnist.tasks.train import train
 
@@ -51,6 +53,18 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
 def test_export_rejects_unknown_format(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="format='tflite'"):
         export(checkpoint, "tflite", tmp_path / "m")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch=0), "batch=0: expected a number of check images >= 1"),
+    (dict(atol="abc"), "atol='abc': expected a tolerance > 0"),
+])
+def test_export_refuses_bad_options_in_one_line(checkpoint, tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        export(checkpoint, "onnx", tmp_path / "m.onnx", **kwargs)
+    with pytest.raises(ConfigError, match=r"export takes one checkpoint"):
+        export([checkpoint, checkpoint], "onnx", tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_a_failed_check_keeps_the_earlier_export(checkpoint, tmp_path):
