@@ -175,6 +175,10 @@ def test_resnet50_other_architecture_weights(tmp_path):
 def test_resnet50_missing_weights_file(tmp_path):
     with pytest.raises(ValueError, match="model.weights"):
         create_model("resnet50", pretrained=True, weights=str(tmp_path / "absent.pth"))
+    (tmp_path / "notes.pth").write_text("not weights\n")
+    with pytest.raises(ValueError, match=r"notes.pth': could not be read as a resnet50 state dict \(") as err:
+        create_model("resnet50", pretrained=True, weights=str(tmp_path / "notes.pth"))
+    assert "\n" not in str(err.value)
 
 
 def test_resnet50_offline_without_weights(monkeypatch, tmp_path):

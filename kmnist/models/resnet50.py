@@ -51,7 +51,9 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
         try:
             state = load_state_dict(str(path))  # also what timm reads below; checked here for a clear error
         except Exception as e:
-            raise ConfigError(f"model.weights={weights!r} could not be read as a state dict: {e}") from e
+            detail = (str(e).strip().splitlines() or [""])[0][:120]
+            raise ConfigError(f"model.weights={weights!r}: could not be read as a resnet50 state dict (a .pth/.safetensors "
+                              f"of torchvision's or timm's resnet50; {type(e).__name__}: {detail})") from e
         try:
             # `file=` makes timm drop the 1000-class head and adapt conv1 to in_chans; it then loads
             # non-strictly, so a state dict with other key names would load nothing (checked below).
