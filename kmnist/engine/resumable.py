@@ -38,6 +38,8 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
                                       f"model.{key}={now.get(key)}; resume with the options it was trained with (its run's .hydra/config.yaml)")
     target = str(((saved.get("scheduler") or {}).get("fn") or {}).get("_target_", ""))
     epochs = (saved.get("trainer") or {}).get("max_epochs")
-    if target.endswith("OneCycleLR") and epochs is not None and epochs != cfg.trainer.get("max_epochs"):
+    wanted = cfg.trainer.get("max_epochs")
+    # Fewer epochs is fine (the run stops early on the old schedule); more would step past its end.
+    if target.endswith("OneCycleLR") and isinstance(epochs, int) and isinstance(wanted, int) and wanted > epochs:
         raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
-                              f"stretched to {cfg.trainer.get('max_epochs')}; resume with trainer.max_epochs={epochs}, or train a new run")
+                              f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run")
