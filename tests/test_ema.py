@@ -10,7 +10,7 @@ from omegaconf import open_dict
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from kmnist.callbacks.ema import ExponentialAverage
+from kmnist.callbacks.ema import EMA, ExponentialAverage
 from kmnist.tasks.train import train
 
 
@@ -73,11 +73,18 @@ def test_an_average_that_never_started_leaves_validation_and_checkpoints_the_tra
     # update_starting_at_step past the run's 6 steps: the average stays a copy of the untrained network,
     # which Lightning's WeightAveraging would validate, checkpoint and hand back at the end.
     cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=1000", "~callbacks.show_batch",
-                        "scheduler=none", "optim.lr=0.01")
+                        "scheduler=none", "optim.lr=0.01", "validate_best=false")  # no reload: the callback keeps its untrained copy
     with open_dict(cfg):
         cfg.data.batch_size = 32
         cfg.trainer.limit_val_batches = None
-    metrics, _ = train(cfg)
+    metrics, trained = train(cfg)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert "current_model_state" not in ckpt and "averaging_state" not in ckpt  # the trained weights, saved plainly
+    (ema,) = [c for c in trained.trainer.callbacks if isinstance(c, EMA)]
+    untrained = ema._average_model.module.state_dict()
+    final = trained.module.state_dict()
+    key = next(k for k in final if k.endswith("weight") and final[k].ndim == 4)
+    assert int(ema._average_model.n_averaged) == 0
+    assert not torch.equal(final[key], untrained[key])  # training did not end by loading the untrained copy
+    torch.testing.assert_close(ckpt["state_dict"][key], final[key])  # and the checkpoint holds what trained
     assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)  # the report scores what validation did

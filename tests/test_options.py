@@ -4,7 +4,7 @@ built, as one line naming `option=value`."""
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from conftest import CONF, run_cli
 from test_recipes import composed
 
 from kmnist.engine.options import check_options, processes
@@ -70,3 +70,35 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
 def test_a_gpu_trainer_without_a_gpu_is_one_line():
     with pytest.raises(ConfigError, match=r"^trainer.accelerator=gpu: no CUDA GPU is visible on this machine"):
         check_options(composed("model=cnn", "trainer=gpu"))
+
+
+def test_a_fine_tuning_run_resumes_offline_whatever_its_weights_came_from(tmp_path):
+    """model.pretrained / model.weights say where the first weights came from; the checkpoint replaces
+    them, so an offline resume with model.pretrained=false is the same network."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from kmnist.engine.resumable import check_resume_checkpoint
+    from kmnist.errors import CheckpointError
+
+    trained = composed("experiment=notebook_resnet50")
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"pytorch-lightning_version": "2.6", "state_dict": {},
+                "hyper_parameters": {"config": {"model": OmegaConf.to_container(trained.model, resolve=True)}}}, ckpt)
+    check_resume_checkpoint(str(ckpt), composed("experiment=notebook_resnet50", "model.pretrained=false"))
+    check_resume_checkpoint(str(ckpt), composed("experiment=notebook_resnet50", "model.weights=/somewhere/resnet50.pth"))
+    with pytest.raises(CheckpointError, match="trained with model.name=resnet50, this run has model.name=cnn"):
+        check_resume_checkpoint(str(ckpt), composed("experiment=notebook_resnet50", "model=cnn"))
+
+
+def test_a_bad_option_is_reported_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = ("import sys; from hydra import compose, initialize_config_dir; from kmnist.engine.options import check_options\n"
+            f"with initialize_config_dir(version_base='1.3', config_dir={str(CONF)!r}):\n"
+            "    cfg = compose(config_name='config', overrides=['model=cnn', 'seed=abc'])\n"
+            "try:\n    check_options(cfg)\nexcept ValueError as e:\n    print(e)\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == ["seed='abc': expected an integer", "torch not loaded"], done.stderr[-2000:]

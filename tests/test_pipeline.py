@@ -265,6 +265,7 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
     ("pseudo_label.rounds=-1", "pseudo_label.rounds=-1: expected a whole number >= 0"),
     ("seeds=abc", "seeds=abc: expected a whole number >= 0"),
     ("batch_size=0", "batch_size=0: expected a whole number >= 1"),
+    ("checkpoints=[a.ckpt]|members=['model=cnnn']", "members[0]='model=cnnn': "),  # given members still train in the rounds
 ])
 def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, override, message):
     from hydra import compose, initialize_config_dir
@@ -273,7 +274,7 @@ def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, ov
     from kmnist.tasks.pipeline import Pipeline
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", override])
+        cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", *override.split("|")])
         with pytest.raises(ConfigError) as raised:
             Pipeline(cfg)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
@@ -287,5 +288,12 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(data_dir, tmp_
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", "seeds=4",
                                                          f"checkpoints={tmp_path / 'a.ckpt'}"])
+        first = tmp_path / "first"  # as Hydra saves the options before the task runs: as typed
+        (first / ".hydra").mkdir(parents=True)
+        (first / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         pipeline = Pipeline(cfg)
-    assert pipeline.member_overrides() == [["seed=4"]] and list(pipeline.cfg.checkpoints) == [str(tmp_path / "a.ckpt")]
+        assert pipeline.member_overrides() == [["seed=4"]] and list(pipeline.cfg.checkpoints) == [str(tmp_path / "a.ckpt")]
+        # The options stay as typed in `cfg`, so the same command resumes that pipeline's folder.
+        again = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", "seeds=4",
+                                                           f"checkpoints={tmp_path / 'a.ckpt'}", f"resume={first}"])
+        assert Pipeline(again).root == first

@@ -31,6 +31,7 @@ DATAMODULE_KEY = "KannadaMNISTDataModule"
 # Checkpoints written before the speed options and the input spec left the model config kept
 # them there; they are not constructor arguments.
 LEGACY_MODEL_KEYS = ("imagenet_norm", "channels_last", "compile", "cuda_graph")
+WEIGHT_SOURCE_KEYS = ("pretrained", "weights")  # where a network's first weights come from: a checkpoint replaces them
 
 
 @dataclass

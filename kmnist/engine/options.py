@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from numbers import Number
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kmnist.errors import ConfigError
@@ -88,7 +87,11 @@ def processes(trainer_cfg: DictConfig) -> int:
 
 def check_device(cfg: DictConfig) -> None:
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # Lightning's own refusal is a multi-line trace
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch  # here only: every other option is checked before torch loads (seconds on 2 cores)
+
+    if not torch.cuda.is_available():  # Lightning's own refusal is a multi-line trace
         raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; trainer=cpu, or "
                           "trainer.accelerator=auto to take whatever there is")
 

@@ -9,7 +9,7 @@ import pickle
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.engine.inference import LEGACY_MODEL_KEYS
+from kmnist.engine.inference import LEGACY_MODEL_KEYS, WEIGHT_SOURCE_KEYS
 from kmnist.errors import CheckpointError
 
 # What torch.load raises on a file that is not a checkpoint: text (KeyError, IndexError), an
@@ -18,7 +18,9 @@ UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueErro
 
 
 def _model_options(model: dict) -> dict:
-    return {k: v for k, v in model.items() if k not in LEGACY_MODEL_KEYS}
+    """The options that shape the network (not where its first weights came from: offline, a
+    fine-tuning run resumes with model.pretrained=false or model.weights=PATH)."""
+    return {k: v for k, v in model.items() if k not in LEGACY_MODEL_KEYS + WEIGHT_SOURCE_KEYS}
 
 
 def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import tta_name
 from kmnist.errors import ConfigError
-from kmnist.tasks.pipeline_options import check_pipeline_options
+from kmnist.tasks.pipeline_options import check_pipeline_options, with_lists
 from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, pipeline_folder, record_labellers, stored_probabilities
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
@@ -72,8 +72,8 @@ def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
 
 class Pipeline:
     def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-        check_pipeline_options(cfg, lambda overrides: compose_run(overrides, Path(cfg.paths.output_dir) / "check"))
+        self.cfg = with_lists(cfg)  # seeds=0 -> [0]; `cfg` itself stays as typed, to compare on resume=
+        check_pipeline_options(self.cfg, lambda overrides: compose_run(overrides, Path(cfg.paths.output_dir) / "check"))
         # resume=DIR continues a pipeline in its folder; otherwise this run's own (Hydra's) folder.
         self.root = pipeline_folder(cfg.resume, cfg) if cfg.get("resume") else Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}

@@ -1,13 +1,15 @@
 """The pipeline's options, checked before anything trains. A typo in the last member, a threshold
 no prediction can reach or a round count of -1 would otherwise surface after hours of training
-(or never: the rounds were skipped with a warning). Single values become lists (`seeds=0`)."""
+(or never: the rounds were skipped with a warning). A single value where a list is expected
+(`seeds=0`, `checkpoints=PATH`) is a list of one."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from hydra.errors import HydraException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from kmnist.data.tta import resolve_views
@@ -24,13 +26,23 @@ def _count(name: str, value, minimum: int) -> int:
     return value
 
 
-def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictConfig]) -> None:
-    """Raise ConfigError naming the first bad option; `compose` builds a training run's config from
-    overrides (Hydra rejects an unknown group, option or key there, as train.py would)."""
-    with open_dict(cfg):
+def with_lists(cfg: DictConfig) -> DictConfig:
+    """A copy of `cfg` whose list options are lists. The copy, not `cfg`: `resume=` compares `cfg`
+    with the folder's saved options, which hold them as they were typed."""
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
         for name in LIST_OPTIONS:
-            cfg[name] = as_list(cfg.get(name))
-        cfg.distill.overrides = as_list(cfg.distill.get("overrides"))
+            if not OmegaConf.is_list(out.get(name)):
+                out[name] = as_list(out.get(name))
+        if not OmegaConf.is_list(out.distill.get("overrides")):
+            out.distill.overrides = as_list(out.distill.get("overrides"))
+    return out
+
+
+def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictConfig]) -> None:
+    """Raise ConfigError naming the first bad option of `cfg` (as `with_lists` gives it); `compose`
+    builds a training run's config from overrides (Hydra rejects an unknown group, option or key
+    there, as train.py would)."""
     for seed in cfg.seeds:
         _count("seeds", seed, 0)
     threshold = cfg.pseudo_label.threshold
@@ -40,9 +52,9 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
     _count("batch_size", cfg.batch_size, 1)
     resolve_views(cfg.tta)  # a bad view-set name
     precision_name(cfg.precision)  # and a bad precision fail now too
-    if cfg.checkpoints:
-        return  # nothing is trained but the student, whose overrides are checked below
-    runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]
+    runs = []
+    if not cfg.checkpoints or cfg.pseudo_label.rounds > 0:  # the members train (given checkpoints: in the rounds only)
+        runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]
     if cfg.distill.enabled:
         runs.append((f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides]))
     for option, overrides in runs:
