@@ -46,8 +46,8 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         raise ConfigError(f"ckpt={ckpt}: export takes one checkpoint (an ensemble is several networks; export each)")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch={batch!r}: expected a number of check images >= 1, e.g. 64")
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol > 0:
-        raise ConfigError(f"atol={atol!r}: expected a tolerance > 0, e.g. 1e-4")
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
+        raise ConfigError(f"atol={atol!r}: expected a tolerance >= 0, e.g. 1e-4")
     model = load_checkpoint(ckpt)
     wrapper = ExportedClassifier(model).eval()
     output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])
