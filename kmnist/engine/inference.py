@@ -32,6 +32,9 @@ DATAMODULE_KEY = "KannadaMNISTDataModule"
 # them there; they are not constructor arguments.
 LEGACY_MODEL_KEYS = ("imagenet_norm", "channels_last", "compile", "cuda_graph")
 WEIGHT_SOURCE_KEYS = ("pretrained", "weights")  # where a network's first weights come from: a checkpoint replaces them
+# What torch.load raises on a file that is not a checkpoint: an empty or cut-off file (EOFError, RuntimeError
+# from the zip reader), text (IndexError, KeyError), pickled code (UnpicklingError, refused separately below).
+UNREADABLE_CHECKPOINT = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError)
 
 
 @dataclass
@@ -55,7 +58,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: refused: it is not a plain-weights checkpoint ({str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:  # IndexError: an empty or text file
+    except UNREADABLE_CHECKPOINT as err:
         first_line = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {first_line})") from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None

@@ -4,17 +4,11 @@ inside `trainer.fit` (a KeyError, a state-dict mismatch, OneCycleLR's "Tried to 
 
 from __future__ import annotations
 
-import pickle
-
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.engine.inference import LEGACY_MODEL_KEYS, WEIGHT_SOURCE_KEYS
+from kmnist.engine.inference import LEGACY_MODEL_KEYS, UNREADABLE_CHECKPOINT, WEIGHT_SOURCE_KEYS
 from kmnist.errors import CheckpointError
-
-# What torch.load raises on a file that is not a checkpoint: text (KeyError, IndexError), an
-# empty or cut-off file (EOFError, RuntimeError from the zip reader), pickled code (UnpicklingError).
-UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError)
 
 
 def _model_options(model: dict) -> dict:
@@ -26,7 +20,7 @@ def _model_options(model: dict) -> dict:
 def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except UNREADABLE as err:
+    except UNREADABLE_CHECKPOINT as err:
         detail = (str(err).strip().splitlines() or [""])[0][:120]
         raise CheckpointError(f"ckpt_path={path}: cannot be read as a checkpoint ({type(err).__name__}: {detail})") from None
     if not isinstance(ckpt, dict) or "pytorch-lightning_version" not in ckpt or "state_dict" not in ckpt:
