@@ -81,15 +81,21 @@ def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
         train(cfg)
 
 
-def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path):
+def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path, caplog):
     """The LR finder's own scheduler must be stepped by the module (Lightning steps none here)."""
     cfg = compose_train("model=cnn", "report=false", "validate_best=false", "speed.cuda_graph=true",
                         "tune.lr_find=true", "tune.num_training=8", "scheduler=none")
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 10
-    train(cfg)
+    with caplog.at_level("WARNING"):
+        train(cfg)
     lrs = json.loads((tmp_path / "lr_find.json").read_text())["lr"]
     assert len(lrs) >= 5 and all(b > a for a, b in zip(lrs, lrs[1:]))
+    # 8 steps are too few for Lightning to pick a point: said so, and the configured LR trains.
+    assert json.loads((tmp_path / "lr_find.json").read_text())["suggestion"] is None
+    assert "LR finder found no learning rate to suggest (tune.num_training=8 steps: try more)" in caplog.text
+    # No CUDA device here: the run says it is not the graph's speed.
+    assert caplog.text.count("speed.cuda_graph=true: no CUDA device here") == (0 if torch.cuda.is_available() else 1)
 
 
 def _sgd_run(step, net: nn.Module, batches) -> list[float]:

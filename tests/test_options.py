@@ -66,6 +66,18 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("override, needle", [
+    ("trainer.precision=bogus", "trainer: Precision 'bogus' is invalid"),
+    ("trainer.devices=abc", "trainer: `devices` selected with `CPUAccelerator` should be an int > 0"),
+    ("+trainer.strategy=bogus", "trainer: You selected an invalid strategy name: `strategy='bogus'`"),
+])
+def test_a_value_lightnings_trainer_refuses_is_one_line_naming_trainer(tmp_path, data_dir, override, needle):
+    result = run_cli("train.py", f"data.dir={data_dir}", "model=cnn", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {needle}")
+    assert "Traceback" not in result.stderr and "Error in call to target" not in result.stderr
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the machine has a GPU")
 def test_a_gpu_trainer_without_a_gpu_is_one_line():
     with pytest.raises(ConfigError, match=r"^trainer.accelerator=gpu: no CUDA GPU is visible on this machine"):

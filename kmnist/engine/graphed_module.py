@@ -5,6 +5,8 @@ would, every scheduler. On the CPU the same loop runs eagerly (tests cover it th
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
@@ -12,11 +14,19 @@ from kmnist.engine.cuda_graph import GraphedTrainStep
 from kmnist.engine.module import Classifier
 from kmnist.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 class GraphedClassifier(Classifier):
     def __init__(self, **kwargs):
         super().__init__(**kwargs, cuda_graph=True)
         self.graphed_step: GraphedTrainStep | None = None
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.device.type != "cuda":  # said once, so a CPU run's speed is not read as the graph's
+            log.warning("speed.cuda_graph=true: no CUDA device here, so each step runs eagerly (the same "
+                        "updates, without the graph's speed-up)")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch[:2]

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -31,7 +33,7 @@ from kmnist.engine.module import Classifier
 from kmnist.engine.options import check_options
 from kmnist.engine.resumable import check_resume_checkpoint
 from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
-from kmnist.errors import CheckpointError, DataError
+from kmnist.errors import CheckpointError, ConfigError, DataError
 from kmnist.models import build_network, input_spec
 from kmnist.tasks.tracking import finish_trackers, log_run_files, require_trackers
 from kmnist.utils.atomic import write_json
@@ -120,6 +122,17 @@ def network_input(cfg: DictConfig) -> dict:
     return asdict(input_spec(OmegaConf.to_container(cfg.model, resolve=True)))
 
 
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
+    """Lightning's Trainer from `cfg.trainer`; a value Lightning refuses (trainer.precision=bogus,
+    trainer.devices=abc, an unknown key) is one line naming `trainer`, not Hydra's wrapped traceback."""
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (TypeError, ValueError, ImportError, MisconfigurationException)):
+            raise ConfigError(f"trainer: {err.__cause__}") from err.__cause__
+        raise
+
+
 def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path) -> float | None:
     """Lightning's LR range test; saves the plot and the suggestion into the run directory."""
     from lightning.pytorch.tuner import Tuner
@@ -135,7 +148,11 @@ def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule
         figure.axes[0].set_title(f"LR finder ({cfg.model.name}): suggestion {suggestion:.2e}" if suggestion else "LR finder")
         figure.savefig(output_dir / "lr_find.png", dpi=120, bbox_inches="tight")
         (output_dir / "lr_find.json").write_text(json.dumps({"suggestion": suggestion, "lr": finder.results["lr"], "loss": finder.results["loss"]}))
-    log.info("LR finder suggests %s", suggestion)
+    if suggestion:
+        log.info("LR finder suggests %.2e", suggestion)
+    else:  # Lightning needs more steps than it skips at both ends of the curve to pick a point
+        log.warning("LR finder found no learning rate to suggest (tune.num_training=%d steps: try more); "
+                    "training with the configured one", cfg.tune.num_training)
     if suggestion and cfg.tune.use_suggestion:
         module.optimizer_factory = partial(module.optimizer_factory, lr=suggestion)
         # One-cycle peaks at max_lr: follow the suggestion there too.
@@ -183,7 +200,7 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the bar callback
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks, loggers)
     datamodule.per_process_batch_size(trainer.world_size)  # one clear line before any process starts
 
     metrics: dict = {}
