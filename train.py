@@ -11,13 +11,16 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from kmnist.engine.options import check_options
-    from kmnist.tasks.wrapper import task_wrapper
+    from kmnist.tasks.wrapper import sweep_job, task_wrapper
 
     # An option at fault is one line at once, before torch and Lightning load (5-10 s on 2 cores).
     task_wrapper(check_options)(cfg)
     from kmnist.tasks.train import train
 
-    metrics, run = task_wrapper(train)(cfg)
+    result = sweep_job(task_wrapper(train))(cfg)
+    if result is None:  # a sweep's crashed job (sweep_continue_on_crash): None is a failed trial to Optuna (NaN breaks its tell)
+        return None
+    metrics, run = result
     return metrics.get(run.cfg.optimized_metric)  # the derived metric (dev/acc when validating on data.val_file alone)
 
 

@@ -89,3 +89,23 @@ def test_a_dev_grid_ranks_arms_on_dev_over_seeds(data_dir, tmp_path):
         # Checkpoints are chosen on the held-out writers, never on dev.
         metrics = json.loads((sweep / str(jobs["job"].iloc[0]) / "metrics.json").read_text())
         assert "val/acc" in metrics and "epoch_000-score_" in metrics["best_ckpt"]
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_a_crashed_job_leaves_the_other_jobs_ranked(data_dir, tmp_path, keep_going):
+    """optim.lr=1e38 makes NaNs that detect_anomaly turns into a RuntimeError in backward: a crash, not a
+    config mistake. Hydra alone runs the other job, then re-raises and writes no leaderboard."""
+    done = run_cli(
+        "train.py", "-m", "model=cnn", "scheduler=none", "optim.lr=1e38,0.001", "+trainer.detect_anomaly=true",
+        f"sweep_continue_on_crash={str(keep_going).lower()}", f"data.dir={data_dir}", *tiny_run(tmp_path), cwd=tmp_path)
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    if not keep_going:
+        assert done.returncode == 1 and "returned nan values" in done.stderr
+        assert not (sweep / "leaderboard.csv").exists() and not (sweep / "0" / "failed.txt").exists()
+        return
+    assert done.returncode == 0, done.stderr[-3000:]
+    board = pd.read_csv(sweep / "leaderboard.csv").set_index("job")
+    assert board.loc[1, "status"] == "ok" and board.loc[1, "val/acc"] > 0
+    assert board.loc[0, "status"] == "failed: RuntimeError: Function 'LogSoftmaxBackward0' returned nan values in its 0th output."
+    assert "0 of 2" not in (sweep / "leaderboard.md").read_text() and "1 of 2 jobs finished" in (sweep / "leaderboard.md").read_text()
+    assert "Traceback" in (sweep / "0" / "train.log").read_text()  # the crash keeps its traceback, in the job's log

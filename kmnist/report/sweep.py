@@ -21,6 +21,16 @@ from kmnist.report.leaderboard_chart import leaderboard_figure
 from kmnist.utils.atomic import atomic_write_csv, atomic_write_text
 
 OK, MISSING = "ok", "missing metrics"
+FAILED_JOB_FILE = "failed.txt"  # a crashed job's error, left by kmnist.tasks.wrapper.sweep_job
+
+
+def _status(job: Path, value: float) -> str:
+    if math.isfinite(value):
+        return OK
+    try:
+        return "failed: " + (job / FAILED_JOB_FILE).read_text().strip()
+    except OSError:
+        return MISSING
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -71,7 +81,7 @@ def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool
             "train_seconds": _number(metrics.get("train_seconds")),
             "best_ckpt": metrics.get("best_ckpt") or "",
             "model": metrics.get("model") or "",
-            "status": OK if math.isfinite(value) else MISSING,
+            "status": _status(job, value),
         })
     columns = ["job", "overrides", metric, "epochs", "train_seconds", "best_ckpt", "model", "status"]
     board = pd.DataFrame(rows, columns=columns)

@@ -4,6 +4,7 @@ Like lightning-hydra-template's `task_wrapper`: a user's mistake (a `ConfigError
 `CheckpointError` or `ExportError`, however deeply Hydra wrapped it) ends as one `error: ...`
 line and exit code 1; anything else is a bug and keeps its traceback. A SIGTERM that Lightning
 turned into a saved checkpoint ends with exit code 143 (128 + SIGTERM, as schedulers expect).
+In a sweep, `sweep_job` lets the other jobs run past one that crashed.
 """
 
 from __future__ import annotations
@@ -76,3 +77,37 @@ def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(143) from None
 
     return run
+
+
+def sweep_job(task: Callable[..., T]) -> Callable[..., T | None]:
+    """In a multirun (`sweep_continue_on_crash`, the default), a job that crashes is logged with its
+    traceback, leaves `failed.txt` (its error's last line) in its folder for the leaderboard's status,
+    and returns None: Hydra's basic sweeper would otherwise run the rest of its batch, then re-raise
+    the first crash and write no leaderboard for any job. A user's mistake (task_wrapper's SystemExit)
+    still ends the sweep: every job would make it."""
+
+    @functools.wraps(task)
+    def run(cfg, *args, **kwargs) -> T | None:
+        try:
+            return task(cfg, *args, **kwargs)
+        except Exception as err:
+            if not (cfg.get("sweep_continue_on_crash") and _in_multirun()):
+                raise
+            from pathlib import Path
+
+            from kmnist.report.sweep import FAILED_JOB_FILE
+            from kmnist.utils.atomic import atomic_write_text
+
+            logging.getLogger(__name__).exception("this job crashed; the sweep goes on (sweep_continue_on_crash=true)")
+            reason = f"{type(err).__name__}: {err}".strip().splitlines()[-1]
+            atomic_write_text(Path(cfg.paths.output_dir) / FAILED_JOB_FILE, reason + "\n")
+            return None
+
+    return run
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
