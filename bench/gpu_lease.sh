@@ -5,6 +5,8 @@
 # Installs the carried wheels where hydra is missing, runs bench/gpu_accuracy.sh inside DEADLINE
 # seconds (default 540), and after every step packs what it wrote (no checkpoints, plots or
 # probabilities) into $OUT/gpu_accuracy.tar.gz, so a call cut off still brings its finished steps back.
+# Expected there: Hydra warns once per process that hydra_plugins.kmnist_sweepers.resumable_optuna cannot
+# import (no Optuna sweeper on that image); only hparams_search=optuna needs it, and no step here uses it.
 # Smoke-test here: OUT=/tmp/out DEADLINE=120 EXTRA="..." (as bench/gpu_accuracy.sh's header) bash bench/gpu_lease.sh
 set -u
 OUT=${OUT:?OUT: the folder whose files come back from the device machine}
