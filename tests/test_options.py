@@ -114,3 +114,24 @@ def test_a_bad_option_is_reported_before_torch_loads():
             "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines() == ["seed='abc': expected an integer", "torch not loaded"], done.stderr[-2000:]
+
+
+def test_a_dev_ranked_grid_without_a_dev_file_is_refused_before_training(tmp_path, data_dir):
+    """dev_file finds no labelled test file in this folder: the grid would train every job and rank none."""
+    import shutil
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(data_dir / "train.csv.gz", tmp_path / "data" / "train.csv.gz")
+    with pytest.raises(ConfigError, match=r"^leaderboard_metric=dev/acc: no dev file to measure it on \(data.val_file=null"):
+        check_options(composed("hparams_search=dev_grid", f"data.dir={tmp_path / 'data'}"))
+    with pytest.raises(ConfigError, match=r"^optimized_metric=dev/acc: no dev file"):
+        check_options(composed("optimized_metric=dev/acc", f"data.dir={tmp_path / 'data'}"))
+    check_options(composed("hparams_search=dev_grid", f"data.dir={data_dir}"))  # with test_dev.csv.gz there: sound
+
+
+@pytest.mark.parametrize("metric, mode, direction", [("val/acc", "max", "maximize"), ("val/loss", "min", "minimize"),
+                                                     ("dev/acc", "max", "maximize")])
+def test_which_way_the_optimized_metric_improves_follows_its_name(metric, mode, direction):
+    cfg = composed(f"optimized_metric={metric}", "callbacks=[default,early_stopping]", "hparams_search=optuna")
+    assert cfg.callbacks.model_checkpoint.mode == mode and cfg.callbacks.early_stopping.mode == mode
+    assert cfg.hydra.sweeper.direction == direction

@@ -153,10 +153,55 @@ def test_jobs_that_differ_only_in_seed_form_arms_with_mean_and_std(tmp_path):
         if acc is not None:
             (sweep_dir / str(job) / "metrics.json").write_text(json.dumps({"dev/acc": acc, "train_seconds": 10.0 + job}))
     table = arms(gather(sweep_dir, "dev/acc"), "dev/acc")
-    assert table["arm"].tolist() == ["model=b", "model=a"]  # best mean first; an arm with no finished job is absent
-    assert table["mean"].tolist() == pytest.approx([0.96, 0.92])
-    assert table["std"].tolist() == pytest.approx([0.01, 0.028284271])  # sample std over the seeds
-    assert table["seeds"].tolist() == [3, 2] and table["train_seconds"].tolist() == pytest.approx([13.0, 10.5])
+    assert table["arm"].tolist() == ["model=b", "model=a", "model=c"]  # best mean first; an arm with no finished job last
+    assert table["mean"].tolist()[:2] == pytest.approx([0.96, 0.92]) and math.isnan(table["mean"][2])
+    assert table["std"].tolist()[:2] == pytest.approx([0.01, 0.028284271])  # sample std over the seeds
+    assert table["seeds"].tolist() == [3, 2, 0] and table["train_seconds"].tolist()[:2] == pytest.approx([13.0, 10.5])
     write_leaderboard(sweep_dir, "dev/acc")
-    assert pd.read_csv(sweep_dir / "arms.csv")["arm"].tolist() == ["model=b", "model=a"]
-    assert "| 1 | `model=b` | 0.9600 ± 0.0100 | 3 |" in (sweep_dir / "leaderboard.md").read_text()
+    assert pd.read_csv(sweep_dir / "arms.csv")["arm"].tolist() == ["model=b", "model=a", "model=c"]
+    board_md = (sweep_dir / "leaderboard.md").read_text()
+    assert "| 1 | `model=b` | 0.9600 ± 0.0100 | 3 |" in board_md and "| 3 | `model=c` | no finished job | 0 |" in board_md
+
+
+def test_an_arm_whose_jobs_all_failed_keeps_its_name_and_the_others_theirs(tmp_path):
+    """Shared overrides are those of every job: with model=c unfinished, model=a alone is not 'shared'."""
+    from kmnist.report.sweep import arms
+
+    sweep_dir = tmp_path / "grid"
+    for job, (overrides, acc) in enumerate([("model=a seed=0", 0.9), ("model=a seed=1", 0.92), ("model=c seed=0", None), ("model=c seed=1", None)]):
+        (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
+        (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides.split()))
+        if acc is not None:
+            (sweep_dir / str(job) / "metrics.json").write_text(json.dumps({"dev/acc": acc, "train_seconds": 1.0, "epochs": 1}))
+    assert arms(gather(sweep_dir, "dev/acc"), "dev/acc")["arm"].tolist() == ["model=a", "model=c"]
+
+
+def test_the_leaderboard_ranks_by_the_metric_the_jobs_recorded(tmp_path):
+    """Jobs validating on data.val_file alone derive optimized_metric=dev/acc: the composed config's
+    val/acc (the callback's fallback) must not turn every finished job into 'missing'."""
+    sweep_dir = tmp_path / "sweep"
+    for job, acc in enumerate([0.91, 0.95]):
+        (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
+        (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optim.lr=0.0{job + 1}"]))
+        (sweep_dir / str(job) / "metrics.json").write_text(json.dumps(
+            {"dev/acc": acc, "epochs": 1, "train_seconds": 1.0, "optimized_metric": "dev/acc", "leaderboard_metric": "dev/acc"}))
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}, "optimized_metric": "val/acc", "leaderboard_metric": "val/acc"})
+    LeaderboardCallback().on_multirun_end(config=config)
+    board = pd.read_csv(sweep_dir / "leaderboard.csv")
+    assert board["dev/acc"].tolist() == [0.95, 0.91] and (board["status"] == "ok").all()
+    # An explicit metric the jobs did not measure: finished, not "missing".
+    assert set(gather(sweep_dir, "val/acc")["status"]) == {"finished without val/acc"}
+    # The CLI rebuilds it by the same metric, not by val/acc.
+    result = run_cli(str(sweep_dir))
+    assert result.returncode == 0, result.stderr
+    assert "sorted by dev/acc" in (sweep_dir / "leaderboard.md").read_text()
+
+
+def test_find_sweep_picks_the_sweep_written_last_whatever_its_name(tmp_path):
+    import os
+
+    named = make_sweep(tmp_path / "optuna" / "cnn")  # a hydra.sweep.dir of the user's own naming
+    dated = make_sweep(tmp_path / "2026-12-07" / "03-13-54")
+    for job in named.iterdir():
+        os.utime(job, (1_000_000, 1_000_000))  # written long before the dated one
+    assert find_sweep(tmp_path) == dated

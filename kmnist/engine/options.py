@@ -120,8 +120,21 @@ def check_combinations(cfg: DictConfig) -> None:
             raise ConfigError(f"speed.cuda_graph=true runs on one device; this trainer asks for {n} processes")
 
 
+def check_dev_metrics(cfg: DictConfig) -> None:
+    """A dev/* metric needs the dev file: without one (dev_file found neither test_dev.csv.gz nor
+    test_labelled.csv.gz) a dev_* grid would train every job and then rank none of them."""
+    if cfg.data.get("val_file"):
+        return
+    for key in ("optimized_metric", "leaderboard_metric"):
+        if str(cfg.get(key) or "").startswith("dev/"):
+            raise ConfigError(f"{key}={cfg.get(key)}: no dev file to measure it on (data.val_file=null: neither test_dev.csv.gz "
+                              f"nor test_labelled.csv.gz in data.dir={cfg.data.get('dir')}); get them with "
+                              "`python -m kmnist.data.download`, pass data.val_file=PATH, or rank by val/acc")
+
+
 def check_options(cfg: DictConfig) -> None:
     """Raise a ConfigError naming the first option at fault; return quietly when all are sound."""
     check_value_ranges(cfg)
     check_device(cfg)
     check_combinations(cfg)
+    check_dev_metrics(cfg)

@@ -19,26 +19,26 @@ import yaml
 from kmnist.report.files import save_figure
 from kmnist.report.leaderboard_chart import leaderboard_figure
 from kmnist.utils.atomic import atomic_write_csv, atomic_write_text
+from kmnist.utils.metrics import lower_is_better
 
 OK, MISSING = "ok", "missing metrics"
 FAILED_JOB_FILE = "failed.txt"  # a crashed job's error, left by kmnist.tasks.wrapper.sweep_job
 
 
-def _status(job: Path, value: float) -> str:
+def _status(job: Path, value: float, metrics: dict, metric: str) -> str:
     if math.isfinite(value):
         return OK
     try:
         return "failed: " + (job / FAILED_JOB_FILE).read_text().strip()
     except OSError:
-        return MISSING
+        pass
+    if "epochs" in metrics:  # finished, but this job's run measured something else (e.g. dev/* alone)
+        return f"finished without {metric}"
+    return MISSING
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(word in metric.lower() for word in ("loss", "err"))
 
 
 def _read_metrics(job: Path) -> dict:
@@ -65,6 +65,20 @@ def _number(value) -> float:
     return number
 
 
+def recorded_metric(sweep_dir: str | os.PathLike) -> str | None:
+    """The metric the finished jobs say their sweep ranks by (metrics.json's `leaderboard_metric`, as
+    each run resolved it: a run validating on data.val_file alone ranks by dev/acc), when they agree;
+    else the sweep's composed `leaderboard_metric` (multirun.yaml); else None."""
+    recorded = {m["leaderboard_metric"] for job in job_dirs(Path(sweep_dir)) if "leaderboard_metric" in (m := _read_metrics(job))}
+    if len(recorded) == 1:
+        return recorded.pop()
+    try:
+        composed = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text()).get("leaderboard_metric")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return composed if isinstance(composed, str) and "${" not in composed else None
+
+
 def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None) -> pd.DataFrame:
     """One row per job folder: job, overrides, <metric>, epochs, train_seconds, best_ckpt, model, status,
     best first (NaN last). `maximize` defaults to False for losses and errors, True otherwise."""
@@ -81,7 +95,7 @@ def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool
             "train_seconds": _number(metrics.get("train_seconds")),
             "best_ckpt": metrics.get("best_ckpt") or "",
             "model": metrics.get("model") or "",
-            "status": _status(job, value),
+            "status": _status(job, value, metrics, metric),
         })
     columns = ["job", "overrides", metric, "epochs", "train_seconds", "best_ckpt", "model", "status"]
     board = pd.DataFrame(rows, columns=columns)
@@ -100,21 +114,27 @@ def arm_name(overrides: str, shared: frozenset[str] = frozenset()) -> str:
 def arms(board: pd.DataFrame, metric: str, maximize: bool | None = None) -> pd.DataFrame:
     """One row per arm: mean, std and count of `metric` over its seeds, and mean train seconds, best first."""
     maximize = not lower_is_better(metric) if maximize is None else maximize
-    finished = board[board["status"] == OK]
-    token_sets = [set(o.split()) for o in finished["overrides"]]
+    # Shared over every job, finished or not: an arm whose jobs all failed still differs from the others.
+    token_sets = [set(o.split()) for o in board["overrides"]]
     shared = frozenset(set.intersection(*token_sets)) if token_sets else frozenset()
-    finished = finished.assign(arm=finished["overrides"].map(lambda o: arm_name(o, shared)))
-    grouped = finished.groupby("arm", sort=False)
+    board = board.assign(arm=board["overrides"].map(lambda o: arm_name(o, shared)))
+    grouped = board[board["status"] == OK].groupby("arm", sort=False)
     table = pd.DataFrame({"mean": grouped[metric].mean(), "std": grouped[metric].std(), "seeds": grouped[metric].size(),
-                          "train_seconds": grouped["train_seconds"].mean()}).reset_index()
-    return table.sort_values(["mean", "arm"], ascending=[not maximize, True], kind="stable").reset_index(drop=True)
+                          "train_seconds": grouped["train_seconds"].mean()})
+    # An arm with no finished seed stays in the table (0 seeds, no mean), last.
+    table = table.reindex(list(dict.fromkeys(board["arm"]))).rename_axis("arm").reset_index()
+    table["seeds"] = table["seeds"].fillna(0).astype(int)
+    return table.sort_values(["mean", "arm"], ascending=[not maximize, True], na_position="last",
+                             kind="stable").reset_index(drop=True)
 
 
 def arms_markdown(table: pd.DataFrame, metric: str) -> str:
     lines = [f"| rank | arm | {metric} mean ± std | seeds | train s (mean) |", "|---:|---|---:|---:|---:|"]
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
         spread = f" ± {row['std']:.4f}" if math.isfinite(row["std"]) else ""
-        lines.append(f"| {rank} | `{_cell(row['arm'])}` | {row['mean']:.4f}{spread} | {row['seeds']} | {row['train_seconds']:.1f} |")
+        mean = f"{row['mean']:.4f}{spread}" if math.isfinite(row["mean"]) else "no finished job"
+        seconds = f"{row['train_seconds']:.1f}" if math.isfinite(row["train_seconds"]) else ""
+        lines.append(f"| {rank} | `{_cell(row['arm'])}` | {mean} | {row['seeds']} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -156,12 +176,15 @@ def _optuna_note(sweep_dir: Path) -> str:
     return f"\nOptuna best: `{joined}` (value {results.get('best_value')})\n"
 
 
-def write_leaderboard(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None) -> Path:
+def write_leaderboard(sweep_dir: str | os.PathLike, metric: str | None = None, maximize: bool | None = None,
+                      fallback: str = "val/acc") -> Path:
     """Write leaderboard.csv, leaderboard.md and leaderboard.png into `sweep_dir`, print the table,
-    and return the csv path. Raises FileNotFoundError / ValueError for a missing or jobless folder."""
+    and return the csv path. `metric` None: the one the jobs recorded (recorded_metric), else `fallback`.
+    Raises FileNotFoundError / ValueError for a missing or jobless folder."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {sweep_dir}")
+    metric = metric or recorded_metric(sweep_dir) or fallback
     board = gather(sweep_dir, metric, maximize)
     if board.empty:
         raise ValueError(f"no job folders (0, 1, ...) in {sweep_dir}")
@@ -193,13 +216,19 @@ def find_sweep(path: str | os.PathLike) -> Path:
     candidates = [d for pattern in ("*", "*/*") for d in path.glob(pattern) if d.is_dir() and job_dirs(d)]
     if not candidates:
         raise ValueError(f"no sweep job folders (0, 1, ...) in {path} or its subfolders")
-    return max(candidates, key=lambda d: d.relative_to(path).parts)
+    # Newest by when it was written, not by name: `multirun/optuna/cnn` would sort after every DATE folder.
+    return max(candidates, key=lambda d: (_written_at(d), d.relative_to(path).parts))
+
+
+def _written_at(sweep_dir: Path) -> float:
+    return max((p.stat().st_mtime for p in (sweep_dir / "multirun.yaml", *job_dirs(sweep_dir)) if p.exists()), default=0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kmnist.report.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="a multirun folder (or a DATE folder holding them)")
-    parser.add_argument("--metric", default="val/acc", help="metrics.json key to rank by (default: val/acc)")
+    parser.add_argument("--metric", default=None, help="metrics.json key to rank by (default: the sweep's own "
+                        "leaderboard_metric, as its jobs recorded it; else val/acc)")
     args = parser.parse_args(argv)
     try:
         sweep_dir = find_sweep(args.sweep_dir)

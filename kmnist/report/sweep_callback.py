@@ -21,7 +21,9 @@ class LeaderboardCallback(Callback):
         try:
             from kmnist.report.sweep import write_leaderboard
 
-            metric = config.get("leaderboard_metric") or config.get("optimized_metric", "val/acc")
-            write_leaderboard(config.hydra.sweep.dir, metric=metric)
+            # The jobs' own leaderboard_metric first (a run can derive another: dev/acc when it validates on
+            # data.val_file alone), then the composed one.
+            fallback = config.get("leaderboard_metric") or config.get("optimized_metric", "val/acc")
+            write_leaderboard(config.hydra.sweep.dir, fallback=fallback)
         except Exception as error:  # noqa: BLE001 - see the class docstring
             log.warning("could not write the sweep leaderboard: %s", error)

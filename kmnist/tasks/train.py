@@ -221,7 +221,9 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) else v for k, v in metrics.items()}
     metrics.update(best_ckpt=os.path.abspath(best_ckpt) if best_ckpt else None, train_seconds=round(train_seconds, 2),
-                   epochs=trainer.current_epoch, model=cfg.model.name)
+                   epochs=trainer.current_epoch, model=cfg.model.name,
+                   # What this run's sweep ranks by, as the run resolved it (report/sweep.py reads it).
+                   optimized_metric=cfg.optimized_metric, leaderboard_metric=cfg.get("leaderboard_metric") or cfg.optimized_metric)
 
     if trainer.is_global_zero:
         if cfg.get("report", True) and not trainer.fast_dev_run:
