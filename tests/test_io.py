@@ -270,3 +270,33 @@ def test_windows_line_endings_and_utf8_bom_are_read(tmp_path):
     got = read_digits(path, use_cache=False)
     np.testing.assert_array_equal(got.images, table.images)
     np.testing.assert_array_equal(got.labels, table.labels)
+
+
+def test_a_field_too_many_on_every_row_is_named_not_shifted(tmp_path):
+    """pandas made the first column the index when every row had one field more than the header:
+    labels came from pixel0 and every image moved a pixel, without a word."""
+    table = make_table(n=6)
+    lines = write(tmp_path, table_to_frame(table)).read_text().splitlines()
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join([lines[0], *(line + ",0" for line in lines[1:])]) + "\n")
+    with pytest.raises(DataError, match=r"extra.csv: line 2 has 786 fields, the header 785$"):
+        read_digits(extra, use_cache=False)
+    # A trailing comma on every row is read as the row it is.
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
+    read = read_digits(trailing, use_cache=False)
+    assert np.array_equal(read.labels, table.labels) and np.array_equal(read.images, table.images)
+
+
+def test_large_ids_are_kept_exactly_or_refused(tmp_path):
+    """Ids went through the value matrix: above int64 they wrapped negative, and beside a column needing
+    float coercion (a pixel written 3.0) ids above 2**53 were rounded."""
+    header = "id," + ",".join(PIXEL_COLUMNS)
+    pixels = ",".join(["0"] * 784)
+    exact = tmp_path / "exact.csv"
+    exact.write_text(f"{header}\n9007199254740993,3.0{pixels[1:]}\n5,{pixels}\n")
+    assert read_digits(exact, use_cache=False).ids.tolist() == [9007199254740993, 5]
+    wraps = tmp_path / "wraps.csv"
+    wraps.write_text(f"{header}\n1,{pixels}\n10000000000000000000,{pixels}\n")
+    with pytest.raises(DataError, match=r"wraps.csv: line 3, column id: 10000000000000000000 is too large for an id"):
+        read_digits(wraps, use_cache=False)

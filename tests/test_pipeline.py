@@ -297,3 +297,19 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(data_dir, tmp_
         again = compose(config_name="pipeline", overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", "seeds=4",
                                                            f"checkpoints={tmp_path / 'a.ckpt'}", f"resume={first}"])
         assert Pipeline(again).root == first
+
+
+def test_stored_probabilities_are_keyed_by_the_data_files_content(tmp_path):
+    """A resumed pipeline must not score a rewritten dev/test file with the old file's probabilities,
+    even when the new file keeps its path, size and time."""
+    checkpoint = tmp_path / "m.ckpt"
+    checkpoint.write_bytes(b"weights")
+    data = tmp_path / "test_dev.csv"
+    data.write_text("label,pixel0\n1,0\n")
+    stat = data.stat()
+    before = probabilities_file(tmp_path, str(checkpoint), str(data), "affine", "32-true")
+    data.write_text("label,pixel0\n2,0\n")  # same size
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and same time
+    assert probabilities_file(tmp_path, str(checkpoint), str(data), "affine", "32-true") != before
+    data.write_text("label,pixel0\n1,0\n")
+    assert probabilities_file(tmp_path, str(checkpoint), str(data), "affine", "32-true") == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,18 @@ def _file_line(path: Path, data_row: int) -> int:
     return data_row + 2
 
 
+def _ragged_row(path: Path, fields: int) -> DataError:
+    """The first line whose field count is not the header's (scanned only when pandas found one)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        next(fh, None)
+        for number, line in enumerate(fh, start=2):
+            if line.strip() and (found := line.rstrip("\r\n").count(",") + 1) != fields:
+                return DataError(f"{path}: line {number} has {found} fields, the header {fields}"
+                                 f"{' (a trailing comma?)' if line.rstrip().endswith(',') else ''}")
+    return DataError(f"{path}: a row has another number of fields than the header's {fields}")
+
+
 def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, first_row: int) -> DataError:
     row, col = np.argwhere(bad)[0]
     value = frame.iat[row, col]
@@ -141,8 +154,22 @@ def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_row: in
             raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column label: {shown(frame['label'].iat[row])} is not a digit 0..9")
         table.labels = labels.astype(np.int64)
     if "id" in meta:
-        table.ids = values[:, meta.index("id")].astype(np.int64)
+        table.ids = _ids(path, frame["id"], values[:, meta.index("id")], first_row)
     return table
+
+
+def _ids(path: Path, column: pd.Series, coerced: np.ndarray, first_row: int) -> np.ndarray:
+    """Ids exactly as written: from their own integer column (the float matrix rounds ids above 2**53),
+    and none beyond int64, which would wrap to negative numbers in the submission."""
+    if column.dtype == np.int64:
+        return column.to_numpy()
+    limit, why = (np.iinfo(np.int64).max, "64-bit") if column.dtype == np.uint64 else (2**53, "exact as written with decimals")
+    too_large = np.abs(coerced) > limit if column.dtype != np.uint64 else column.to_numpy() > limit
+    if too_large.any():
+        row = int(np.argmax(too_large))
+        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column id: {column.iat[row]} is too large "
+                        f"for an id (at most {limit:,}: {why})")
+    return coerced.astype(np.int64)
 
 
 def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
@@ -153,13 +180,19 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
     chunks: list[DigitTable] = []
     rows = 0
     try:
-        for frame in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
-            frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-            chunks.append(_parse_chunk(path, frame, meta, first_row=rows))
-            rows += len(frame)
-            if available is not None and rows * (N_PIXELS + 16) > available // 2:
-                raise DataError(f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
-                                f"more than half the {available / 2**30:.1f} GiB of memory available; split the file")
+        with warnings.catch_warnings():
+            # index_col=False: rows with one field more than the header (a trailing comma) would otherwise make
+            # the first column the index and shift every value one column left, silently; now pandas warns.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            for frame in pd.read_csv(path, chunksize=chunk_rows, low_memory=False, index_col=False):
+                frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+                chunks.append(_parse_chunk(path, frame, meta, first_row=rows))
+                rows += len(frame)
+                if available is not None and rows * (N_PIXELS + 16) > available // 2:
+                    raise DataError(f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
+                                    f"more than half the {available / 2**30:.1f} GiB of memory available; split the file")
+    except pd.errors.ParserWarning:
+        raise _ragged_row(path, len(meta) + N_PIXELS) from None
     except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {str(err).strip()})") from None
     if rows == 0:

@@ -153,12 +153,22 @@ def set_aside(stage: Path) -> Path:
 
 def probabilities_file(folder: Path, checkpoint: str, data_file: str, views, precision: str) -> Path:
     """Where `stored_probabilities` keeps a model's probabilities on a file: named by the checkpoint's
-    path, size and time (a run trained anew is predicted anew), the file, the views and the precision."""
+    path, size and time (a run trained anew is predicted anew), the data file's path and content (a file
+    rewritten in place is predicted anew), the views and the precision."""
     if not Path(checkpoint).is_file():  # checkpoints=[...] from the command line: one line, not a traceback
         raise CheckpointError(f"{checkpoint}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)")
     stat = Path(checkpoint).stat()
-    key = json.dumps([str(checkpoint), stat.st_size, stat.st_mtime_ns, str(data_file), str(views), str(precision)])
+    key = json.dumps([str(checkpoint), stat.st_size, stat.st_mtime_ns, str(data_file), _content(Path(data_file)), str(views), str(precision)])
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+
+
+def _content(path: Path) -> str | None:
+    """The data file's sha256 (tens of ms for the 10 MB training file): size and time alone miss a file
+    rewritten within the same second, as the parse cache also found."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None  # predicting it will say what is wrong with it
 
 
 def stored_probabilities(folder: Path, checkpoint: str, data_file: str, views, precision: str,
