@@ -78,3 +78,45 @@ def test_a_failed_check_keeps_the_earlier_export(checkpoint, tmp_path):
         export(checkpoint, "onnx", tmp_path / "model.onnx", atol=0.0)
     assert (tmp_path / "model.onnx").read_bytes() == before and good["max_abs_diff"] < 1e-4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temporary left behind
+
+
+def test_export_into_a_folder_is_refused_before_the_work(checkpoint, tmp_path):
+    with pytest.raises(ConfigError, match=r"output=.*: is a folder; name the file, e.g. output=.*\.onnx"):
+        export(checkpoint, "onnx", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt, kind", [("onnx", "ONNX"), ("torchscript", "TorchScript")])
+def test_an_exported_model_given_as_a_checkpoint_is_named_for_what_it_is(checkpoint, tmp_path, fmt, kind):
+    from kmnist.errors import CheckpointError
+
+    exported = export(checkpoint, fmt, tmp_path / f"model.{fmt}")["output"]
+    with pytest.raises(CheckpointError, match=rf"an exported {kind} model .*pass the \.ckpt it was exported from"):
+        load_checkpoint(exported)
+    load_checkpoint(checkpoint)  # a checkpoint (also a zip archive) still loads
+
+
+def test_predict_options_at_fault_are_one_line_before_any_work(checkpoint, data_dir, tmp_path):
+    """accelerator= was a torch traceback (after loading everything); the pseudo-label file could replace
+    the submission; pseudo_label_threshold=true ran as 1.0."""
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from kmnist.tasks.predict import predict
+
+    def run(*overrides):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            cfg = compose(config_name="predict", overrides=[f"ckpt={checkpoint}", f"input={data_dir}/test.csv.gz", *overrides])
+        with pytest.raises(ConfigError) as refused:
+            predict(cfg)
+        return str(refused.value)
+
+    assert run("accelerator=bogus", f"output={tmp_path}/a.csv") == "accelerator=bogus: expected auto, cpu, gpu or mps"
+    if not torch.cuda.is_available():
+        assert run("accelerator=gpu", f"output={tmp_path}/a.csv").startswith("accelerator=gpu: no CUDA GPU is visible")
+    assert run(f"output={tmp_path}/pseudo_labels.csv.gz", "pseudo_label_threshold=0.9").startswith(
+        f"output={tmp_path}/pseudo_labels.csv.gz: the pseudo-label file has this name")
+    assert run(f"output={tmp_path}/a.csv", "pseudo_label_threshold=true").startswith("pseudo_label_threshold=True: expected a probability")
+    assert list(tmp_path.iterdir()) == []

@@ -65,3 +65,6 @@ def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypa
         kmnist.show_batch(f"data.dir={data_dir}", n=0)
     with pytest.raises(DataError, match=r"nowhere: no such run folder"):
         kmnist.show_report(tmp_path / "nowhere")
+    (tmp_path / "quiet_run").mkdir()  # a run trained with report=false, or a figure name mistyped: said, not an empty list
+    with pytest.raises(DataError, match=r"quiet_run: none of curves.png, confusion.png is there \(a run trained with report=false"):
+        kmnist.show_report(tmp_path / "quiet_run")

@@ -8,6 +8,7 @@ normalisation statistics from the data module's state saved beside it.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found (pass ckpt=PATH to a .ckpt written by train.py)")
+    if kind := _exported_kind(path):
+        raise CheckpointError(f"{path}: an exported {kind} model (python -m kmnist.tasks.export), not a checkpoint; pass the "
+                              f".ckpt it was exported from (or load it with {'onnxruntime' if kind == 'ONNX' else 'torch.jit.load'})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -123,6 +127,17 @@ def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, 
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), dtype=np.float32)
 
 
+def _exported_kind(path: Path) -> str | None:
+    """ONNX by its suffix; TorchScript by its archive (a zip like a checkpoint's, but holding compiled code)."""
+    if path.suffix == ".onnx":
+        return "ONNX"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "TorchScript" if any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist()) else None
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
 def refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise DataError(f"{path}: already exists; pass overwrite=true to replace it, or output=OTHER.csv")
@@ -135,4 +150,14 @@ def write_submission(ids: np.ndarray, labels: np.ndarray, path: str | Path, over
 
 
 def resolve_device(accelerator: str) -> torch.device:
-    return torch.device(device_type(accelerator))
+    """predict.py's / the pipeline's `accelerator` as a device: auto, cpu, gpu (cuda), mps; one line
+    naming the option for anything else, or for a GPU this machine does not have (torch raised later)."""
+    name = str(accelerator)
+    if name not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        raise ConfigError(f"accelerator={name}: expected auto, cpu, gpu or mps")
+    device = torch.device(device_type(name))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"accelerator={name}: no CUDA GPU is visible on this machine; accelerator=cpu, or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"accelerator={name}: no Apple GPU (MPS) on this machine; accelerator=cpu, or auto")
+    return device

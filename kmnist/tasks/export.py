@@ -48,6 +48,8 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         raise ConfigError(f"batch={batch!r}: expected a number of check images >= 1, e.g. 64")
     if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
         raise ConfigError(f"atol={atol!r}: expected a tolerance >= 0, e.g. 1e-4")
+    if output and Path(output).is_dir():  # else the finished, checked export fails at its rename
+        raise ConfigError(f"output={output}: is a folder; name the file, e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}")
     model = load_checkpoint(ckpt)
     wrapper = ExportedClassifier(model).eval()
     output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])

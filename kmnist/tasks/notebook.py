@@ -154,6 +154,9 @@ def show_report(run: Run | str | os.PathLike, figures: tuple[str, ...] = REPORT_
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder (pass a Run, or a folder under outputs/runs/)")
     paths = [run_dir / name for name in figures if (run_dir / name).is_file()]
+    if not paths:  # an empty answer would look like a report with nothing in it
+        raise DataError(f"{run_dir}: none of {', '.join(figures)} is there (a run trained with report=false writes no "
+                        f"figures; figures=... takes names from {', '.join(REPORT_FIGURES)})")
     try:
         from IPython.display import Image, display
     except ImportError:  # plain Python: the paths are the answer

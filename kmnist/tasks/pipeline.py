@@ -187,7 +187,7 @@ class Pipeline:
 
     def run(self) -> list[Stage]:
         cfg = self.cfg
-        if not self.member_overrides():
+        if not self.member_overrides() and (not cfg.checkpoints or cfg.pseudo_label.rounds > 0):  # members would train
             raise ConfigError("seeds=[]: the pipeline needs at least one member, e.g. seeds=[0,1,2]")
         if cfg.checkpoints:  # trained already: score them, train nothing
             members = Stage("members", [str(p) for p in cfg.checkpoints])

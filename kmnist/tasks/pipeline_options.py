@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from kmnist.data.tta import resolve_views
+from kmnist.engine.inference import resolve_device
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
 from kmnist.utils.lists import as_list
@@ -52,6 +53,7 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
     _count("batch_size", cfg.batch_size, 1)
     resolve_views(cfg.tta)  # a bad view-set name
     precision_name(cfg.precision)  # and a bad precision fail now too
+    resolve_device(cfg.accelerator)  # and a device this machine lacks, not after the members trained
     runs = []
     if not cfg.checkpoints or cfg.pseudo_label.rounds > 0:  # the members train (given checkpoints: in the rounds only)
         runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def predict(cfg: DictConfig) -> dict:
     threshold = cfg.get("pseudo_label_threshold")
-    if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+    if threshold is not None and (isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0)):
         raise ConfigError(f"pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     resolve_views(cfg.tta)  # a bad set name fails before any checkpoint is read
     device = resolve_device(cfg.accelerator)
@@ -33,6 +33,8 @@ def predict(cfg: DictConfig) -> dict:
     report_dir = output.parent if not cfg.output else output.with_name(output.stem + "_report")
     pseudo_labels = output.with_name("pseudo_labels.csv.gz") if threshold is not None else None
     metrics_file = output.with_name(output.stem + "_metrics.json")
+    if pseudo_labels is not None and output.resolve() == pseudo_labels.resolve():  # one file would replace the other
+        raise ConfigError(f"output={cfg.output}: the pseudo-label file has this name beside it; name the submission otherwise")
     for path in (output, metrics_file, pseudo_labels, report_dir if cfg.output else None):
         if path is not None:
             refuse_overwrite(path, overwrite)  # as early: not after minutes of ensemble and TTA inference
