@@ -21,7 +21,7 @@ mkdir -p "$W"
 export PYTHONUNBUFFERED=1 KMNIST_CACHE=${KMNIST_CACHE:-/tmp/kmnist-cache} PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 PY=${PYTHON:-python3}
 EXTRA=${EXTRA:-}
-GRIDS=${GRIDS:-dev_width dev_augment dev_schedule}
+GRIDS=${GRIDS-dev_width dev_augment dev_schedule}   # GRIDS="" runs none
 GRID_LIMIT=${GRID_LIMIT:-200}
 PIPELINE_TRAIN=${PIPELINE_TRAIN:-experiment=best_gpu}
 SEEDS=${SEEDS:-[0,1,2,3,4]}
