@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import CONF
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
@@ -110,6 +110,52 @@ def test_a_fit_writes_an_offline_wandb_run(compose_train, tmp_path, monkeypatch)
     (offline,) = (run.output_dir / "wandb").glob("offline-run-*")
     assert list(offline.glob("*.wandb"))  # the run's log, for `wandb sync`
     assert (offline / "files" / "metrics.json").is_file()
+
+
+# One job of a parallel sweep, up to the point where it first writes to its MLflow store.
+SWEEP_JOB = """
+import sys, time
+from pathlib import Path
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from kmnist.tasks.tracking import require_trackers
+
+conf, log_dir, job, go = sys.argv[1:]
+with initialize_config_dir(version_base="1.3", config_dir=conf):
+    cfg = compose(config_name="config", overrides=["logger=mlflow", f"paths.log_dir={log_dir}", f"paths.output_dir={log_dir}/{job}"])
+import mlflow, lightning.pytorch.loggers  # noqa: E401,F401  loaded before the start: the jobs reach the store together
+Path(log_dir, f"ready{job}").touch()
+while not Path(go).exists():
+    time.sleep(0.002)
+require_trackers(cfg.logger)  # what train() does first
+logger = instantiate(cfg.logger.mlflow)
+logger.log_metrics({"val/acc": 0.5}, step=0)
+logger.finalize("success")
+"""
+
+
+def test_parallel_jobs_create_a_new_mlflow_store_once(tmp_path, monkeypatch):
+    """The first parallel sweep into a new store: every job started at once creates it, and each
+    logs its run (two processes ran the schema migrations together and one crashed)."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    jobs = [subprocess.Popen([sys.executable, "-c", SWEEP_JOB, str(CONF), str(tmp_path), str(job), str(go)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for job in range(4)]
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("ready*"))) < len(jobs) and all(job.poll() is None for job in jobs):
+        assert time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(0.05)
+    go.touch()  # all at once, as a joblib sweep starts its jobs
+    errors = [job.communicate(timeout=300)[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0] * len(jobs), "\n".join(e[-2000:] for e in errors if e)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("kmnist")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["output_dir"] for r in runs) == [f"{tmp_path}/{job}" for job in range(len(jobs))]
+    assert all(r.info.status == "FINISHED" and r.data.metrics["val/acc"] == 0.5 for r in runs)
+    assert experiment.artifact_location.endswith(f"{tmp_path}/mlflow/artifacts")
 
 
 @pytest.mark.parametrize("tracker", ["mlflow", "wandb"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from kmnist.errors import ConfigError
+from kmnist.utils.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ NOT_REPORT = {"checkpoints", "csv", "tensorboard", "wandb", "mlruns", ".hydra"}
 
 
 def require_trackers(loggers: DictConfig | None) -> None:
-    """Fail in one line when a configured tracker's package is missing; make a local SQLite store's folder."""
+    """Fail in one line when a configured tracker's package is missing; create a new local SQLite store."""
     for key, item in (loggers or {}).items():
         target = item.get("_target_", "") if isinstance(item, DictConfig) else ""
         needs = TRACKERS.get(target.rsplit(".", 1)[-1])
@@ -36,9 +37,27 @@ def require_trackers(loggers: DictConfig | None) -> None:
             importlib.import_module(module)
         except ImportError:
             raise ConfigError(f'logger.{key}: {module} is not installed; it is an optional extra: pip install -e ".[{extra}]"') from None
-        uri = str(item.get("tracking_uri") or "")
-        if uri.startswith("sqlite:///"):  # SQLite creates the file, not its folder
-            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if module == "mlflow":
+            create_mlflow_store(item)
+
+
+def create_mlflow_store(item: DictConfig) -> None:
+    """Create a local SQLite store and its experiment, once, under a lock beside the store.
+
+    The jobs of a parallel sweep into a new store each ran its schema migrations at once and one
+    crashed ("Online migration expected to match one row ... alembic_version"): the first job in
+    creates it, the others wait, then find it made."""
+    uri = str(item.get("tracking_uri") or "")
+    if not uri.startswith("sqlite:///"):  # a server or another store type: MLflow's own business
+        return
+    db = Path(uri[len("sqlite:///"):])
+    with exclusive_lock(db.with_name(f"{db.name}.lock")):  # also makes the folder (SQLite makes only the file)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)  # creates the schema in a new store
+        name = item.get("experiment_name") or "lightning_logs"  # MLFlowLogger's default
+        if client.get_experiment_by_name(name) is None:  # as MLFlowLogger would create it, with its artifact location
+            client.create_experiment(name, artifact_location=item.get("artifact_location"))
 
 
 def run_files(output_dir: Path, metrics: dict) -> list[tuple[Path, str]]:
