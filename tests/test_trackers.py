@@ -112,6 +112,24 @@ def test_a_fit_writes_an_offline_wandb_run(compose_train, tmp_path, monkeypatch)
     assert (offline / "files" / "metrics.json").is_file()
 
 
+def test_wandb_keeps_the_report_folders(compose_train, monkeypatch):
+    """The held-out split's plots and the dev set's (dev/) share names: W&B keeps both, each in its
+    folder (every file was saved flat, and dev/confusion.png overwrote confusion.png)."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    metrics, run = train(compose_train("logger=wandb", "model=dnn", "data.val_file=${dev_file}"))
+    (offline,) = (run.output_dir / "wandb").glob("offline-run-*")
+    files = offline / "files"
+    for name in ("confusion.png", "dev/confusion.png"):
+        assert (run.output_dir / name).is_file()  # the report wrote both
+        assert (files / name).read_bytes() == (run.output_dir / name).read_bytes(), name
+    assert (files / "confusion.png").read_bytes() != (files / "dev" / "confusion.png").read_bytes()
+    assert (files / "metrics.json").is_file()
+    (ckpt,) = (files / "checkpoints").glob("*.ckpt")
+    assert ckpt.name == os.path.basename(metrics["best_ckpt"])
+
+
 # One job of a parallel sweep, up to the point where it first writes to its MLflow store.
 SWEEP_JOB = """
 import sys, time

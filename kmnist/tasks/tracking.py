@@ -87,8 +87,10 @@ def log_run_files(loggers: list, output_dir: Path, metrics: dict) -> None:
         else:  # W&B: offline runs keep the files until `wandb sync`
             run = logger.experiment
             run.summary.update({k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)})
-            for path, _ in files:
-                run.save(str(path), base_path=str(path.parent), policy="now")
+            root = output_dir.resolve()
+            for path, _ in files:  # as in the run folder: dev/confusion.png beside confusion.png, not over it
+                path = path.resolve()
+                run.save(str(path), base_path=str(root if path.is_relative_to(root) else path.parent), policy="now")
         log.info("%s: logged %d files of %s", kind, len(files), output_dir)
 
 
