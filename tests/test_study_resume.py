@@ -64,3 +64,42 @@ def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
     # Job folder N holds trial N; the leaderboard ranks the whole study.
     board = pd.read_csv(sweep / "leaderboard.csv")
     assert sorted(board.loc[board["status"] == "ok", "job"]) == complete
+
+
+def trials_started(db) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
+    """The same command again while the first sweep still runs its study: refused in one line, and the
+    first goes on to the end (the second took its live trial for a crashed one, failed it, and the
+    first died). Once the first has ended the study is free again."""
+    command = ["-m", "hparams_search=optuna", "model=dnn", "hydra.sweeper.n_trials=6", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    sweep = tmp_path / "multirun" / "optuna" / "dnn"
+    db = sweep / "study.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *command], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while trials_started(db) < 1 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert first.poll() is None, "the first sweep ended before the second launch"
+
+    second = run_cli("train.py", *command, cwd=tmp_path)
+    assert second.returncode == 1, ("the first sweep had ended already (too quick to test)\n" if first.poll() == 0 else "") + second.stderr[-3000:]
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: hydra.sweeper.study_name=dnn: another sweep is running this study (lock {sweep / 'study.db.dnn.lock'}); "
+        "wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage")
+
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    trials = optuna.load_study(study_name="dnn", storage=f"sqlite:///{db}").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    # Its lock went with the first sweep: the same command is let in (and finds nothing left to run).
+    again = run_cli("train.py", *command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "6 of 6 trials done, 0 to run" in again.stderr + again.stdout

@@ -2,7 +2,8 @@
 
 A Hydra plugin must live in the `hydra_plugins` namespace; the work is kmnist.tasks.study's.
 `hydra.sweeper.n_trials` is the study's size: a re-run runs only the trials still missing (a trial
-a crash interrupted runs again), and numbers its job folders after the study's trials.
+a crash interrupted runs again), and numbers its job folders after the study's trials. One sweep
+process runs a study at a time: a second launch while the first runs is refused in one line.
 """
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
@@ -10,10 +11,17 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 class ResumableOptunaSweeper(OptunaSweeper):
     def sweep(self, arguments):
-        from kmnist.tasks.study import reseeded_sampler, resume_study  # only when sweeping: Hydra imports plugins at every start
+        # Only when sweeping: Hydra imports plugins at every start.
+        from kmnist.errors import ConfigError
+        from kmnist.tasks.study import lock_study, reseeded_sampler, resume_study
 
         impl = self.sweeper
-        impl.n_trials, impl.job_idx = resume_study(impl.storage, impl.study_name, impl.n_trials)
-        if (sampler := reseeded_sampler(impl.config.hydra.sweeper.get("sampler"), impl.job_idx)) is not None:
-            impl.sampler = sampler
-        return super().sweep(arguments)
+        try:  # before resume_study: it takes a RUNNING trial for a crashed one
+            held = lock_study(impl.storage, impl.study_name, impl.sweep_dir)
+        except ConfigError as err:
+            raise SystemExit(f"error: {err}") from None  # one line, as the entry points end on a user's mistake
+        with held:  # for the whole sweep
+            impl.n_trials, impl.job_idx = resume_study(impl.storage, impl.study_name, impl.n_trials)
+            if (sampler := reseeded_sampler(impl.config.hydra.sweeper.get("sampler"), impl.job_idx)) is not None:
+                impl.sampler = sampler
+            return super().sweep(arguments)

@@ -7,7 +7,12 @@ command finds it again. Watch it with `optuna-dashboard sqlite:///outputs/multir
 from __future__ import annotations
 
 import logging
+import re
+from contextlib import ExitStack
 from pathlib import Path
+
+from kmnist.errors import ConfigError
+from kmnist.utils.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +20,36 @@ SQLITE = "sqlite:///"
 INTERRUPTED = "interrupted"  # user attribute of a trial a crash cut short
 
 
+def study_lock_path(storage: str | None, study_name: str, sweep_dir: str) -> Path | None:
+    """The lock file of a stored study: beside a SQLite file, else (a database server) in the sweep
+    folder, which then guards only launches sharing that folder. None for an in-memory study."""
+    if not storage:
+        return None
+    name = re.sub(r"[^\w.-]", "_", study_name)
+    if str(storage).startswith(SQLITE):
+        db = Path(str(storage)[len(SQLITE):])
+        return db.with_name(f"{db.name}.{name}.lock")
+    return Path(sweep_dir) / f"optuna.{name}.lock"
+
+
+def lock_study(storage: str | None, study_name: str, sweep_dir: str) -> ExitStack:
+    """Hold the study for this sweep process until the returned stack closes (or the process dies).
+
+    A second launch of a running study took the first's live trial for a crashed one, failed it and
+    the first sweep died: it is refused instead. A killed sweep's lock goes with its process, so
+    re-running its command still resumes the study."""
+    held = ExitStack()
+    if (path := study_lock_path(storage, study_name, sweep_dir)) is not None and not held.enter_context(exclusive_lock(path, wait=False)):
+        held.close()
+        raise ConfigError(f"hydra.sweeper.study_name={study_name}: another sweep is running this study (lock {path}); "
+                          f"wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage")
+    return held
+
+
 def resume_study(storage: str | None, study_name: str, n_trials: int) -> tuple[int, int]:
     """(trials still to run, the next job number) for a study of `n_trials` trials in total.
 
-    A trial still RUNNING in the storage was cut short by a crash (one sweep process per study):
+    A trial still RUNNING in the storage was cut short by a crash (one sweep process per study, lock_study):
     it is marked failed and its parameters are queued to run again, first."""
     if not storage:
         return n_trials, 0
