@@ -46,6 +46,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if name in state.fail_once:
             state.fail_once.discard(name)
             self.send_error(503)
+        elif name in state.limit_once:  # rate-limited, as GitHub's raw files can be
+            state.limit_once.discard(name)
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif name in state.drop_once:
             state.drop_once.discard(name)
             data = Path(self.translate_path(self.path)).read_bytes()
@@ -65,7 +71,7 @@ def server(tmp_path, monkeypatch):
     root = tmp_path / "served"
     root.mkdir()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set())
+    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set(), limit_once=set())
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick shutdown
     thread.start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}/", root=root, state=httpd.state)
@@ -223,3 +229,41 @@ def test_network_reachable(server):
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
     assert not reachable(closed, timeout=2)
     assert not reachable("not a url")
+
+
+def test_a_rate_limit_is_waited_out_and_retried(server, dataset, tmp_path):
+    server.state.limit_once.add(TEST_LABELS)
+    dest = fetch(server, dataset, tmp_path / "out", retries=1)
+    assert server.state.hits[TEST_LABELS] == 2 and (dest / "test.csv.gz").is_file()
+
+
+def test_damaged_gzip_bytes_are_fetched_again_then_named(server, dataset, tmp_path):
+    """Damaged compressed bytes raise zlib.error, not OSError: it was a traceback after one GET."""
+    good = (server.root / TRAIN_IMAGES).read_bytes()
+    damaged = good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]  # the first deflate block header: zlib.error "invalid ..."
+    (server.root / TRAIN_IMAGES).write_bytes(damaged)  # the train images have no published hash: only reading finds it
+    dest = tmp_path / "out"
+    with pytest.raises(DataError, match=rf"^{TRAIN_IMAGES}: cannot be read \(error: .*\) \(gave up after 2 attempts\)"):
+        fetch(server, dataset, dest, retries=1)
+    assert server.state.hits[TRAIN_IMAGES] == 2 and leftovers(dest) == []
+    # A damaged local copy is fetched again, not a crash.
+    (server.root / TRAIN_IMAGES).write_bytes(good)
+    (dest / TRAIN_IMAGES).write_bytes(damaged)
+    fetch(server, dataset, dest)
+    assert (dest / TRAIN_IMAGES).read_bytes() == good and server.state.hits[TRAIN_IMAGES] == 3
+
+
+def test_partial_files_of_a_killed_run_are_removed(server, dataset, tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / f".{TRAIN_IMAGES}.abc123.part.gz").write_bytes(b"half a file")  # SIGTERM/SIGKILL left it
+    fetch(server, dataset, dest)
+    assert leftovers(dest) == []
+
+
+def test_base_url_may_be_a_folder_and_anything_else_is_one_line(server, dataset, tmp_path):
+    dest = fetch(server, dataset, tmp_path / "out", base_url=str(server.root))
+    assert (dest / "train.csv.gz").is_file() and sum(server.state.hits.values()) == 0  # read from the folder, not the server
+    for bad in ("127.0.0.1:8765/", "ftp://example.org/"):
+        with pytest.raises(DataError, match=r"^--base-url .*: expected an http\(s\):// or file:// URL, or a folder"):
+            fetch(server, dataset, tmp_path / "out2", base_url=bad)

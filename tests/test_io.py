@@ -300,3 +300,12 @@ def test_large_ids_are_kept_exactly_or_refused(tmp_path):
     wraps.write_text(f"{header}\n1,{pixels}\n10000000000000000000,{pixels}\n")
     with pytest.raises(DataError, match=r"wraps.csv: line 3, column id: 10000000000000000000 is too large for an id"):
         read_digits(wraps, use_cache=False)
+
+
+def test_damaged_gzip_bytes_are_one_error_naming_the_file(tmp_path):
+    path = write(tmp_path, table_to_frame(make_table()), "train.csv.gz")
+    raw = path.read_bytes()
+    start = raw.index(b"\0", 10) + 1 if raw[3] & 0x08 else 10  # past the header and its file name (FNAME)
+    path.write_bytes(raw[:start] + bytes([raw[start] ^ 0xFF]) + raw[start + 1:])  # the first deflate block: zlib.error, not OSError
+    with pytest.raises(DataError, match=r"train.csv.gz: cannot be read as CSV \(error: "):
+        read_digits(path, use_cache=False)

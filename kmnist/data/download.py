@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,7 @@ Source files (SHA-256):
 
 # Worth another try: the server or the path to it may recover. A 4xx will not.
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+RETRIED_CODES = {408, 429}  # request timeout, too many requests (GitHub's raw files rate-limit): 4xx worth another try
 
 
 def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> np.ndarray:
@@ -131,10 +133,13 @@ def _fetch(url: str, target: Path, verify, *, retries: int, backoff: float, time
             return array
         except urllib.error.HTTPError as err:
             err.close()
-            if err.code < 500:
+            if err.code < 500 and err.code not in RETRIED_CODES:
                 hint = " (no such file under the base URL)" if err.code == 404 else ""
                 raise DataError(f"{url}: HTTP {err.code} {err.reason}{hint}") from None
             failure = DataError(f"{url}: HTTP {err.code} {err.reason}")
+            wait = err.headers.get("Retry-After", "") if err.headers else ""
+            if wait.isdigit() and attempt < retries:  # the server says when: wait that long (capped), then the backoff
+                time.sleep(min(int(wait), 120))
         except _TRANSIENT as err:
             failure = DataError(f"{url}: {getattr(err, 'reason', None) or err}")  # URLError wraps the socket error
         except DataError as err:  # corrupted in transit, most likely: fetch it again
@@ -164,6 +169,16 @@ def _convert(dest: Path, arrays: dict[str, np.ndarray], base_url: str) -> None:
     atomic_write(dest / "PROVENANCE.md", lambda tmp: tmp.write_text(text))
 
 
+def _checked_base_url(base_url: str) -> str:
+    """http(s):// or file:// as given; a local folder becomes a file:// URL; anything else is one line."""
+    scheme = urllib.parse.urlsplit(base_url).scheme
+    if scheme in ("http", "https", "file"):
+        return base_url
+    if not scheme and Path(base_url).is_dir():
+        return Path(base_url).resolve().as_uri() + "/"
+    raise DataError(f"--base-url {base_url}: expected an http(s):// or file:// URL, or a folder holding the IDX files")
+
+
 def download(
     dest: str | os.PathLike,
     base_url: str = DEFAULT_BASE_URL,
@@ -181,8 +196,11 @@ def download(
     is `backoff * 2**(k-1)` seconds. Files already in `dest` that verify are not fetched again
     unless `force`.
     """
+    base_url = _checked_base_url(base_url)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob(".*.part.gz"):  # left by a run killed (SIGTERM, SIGKILL) mid-download: never read, only removed
+        stale.unlink(missing_ok=True)
     console = Console(stderr=True)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                    console=console, disable=not progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def _csv_columns(path: Path) -> list[str]:
         header = pd.read_csv(path, nrows=0)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header `label,pixel0..pixel783` or `id,pixel0..pixel783`)") from None
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError) as err:
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error, pd.errors.ParserError) as err:
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
     return [str(c).strip().lstrip("\ufeff") for c in header.columns]
 
@@ -193,7 +194,7 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
                                     f"more than half the {available / 2**30:.1f} GiB of memory available; split the file")
     except pd.errors.ParserWarning:
         raise _ragged_row(path, len(meta) + N_PIXELS) from None
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, pd.errors.ParserError) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as err:  # zlib: damaged bytes
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {str(err).strip()})") from None
     if rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
