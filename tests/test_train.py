@@ -267,6 +267,9 @@ def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose
         (run_ckpt, ["model=dnn", "scheduler=onecycle"], "trained with model.name=cnn, this run has model.name=dnn"),
         (run_ckpt, ["model=cnn", "scheduler=onecycle", "trainer.max_epochs=2"],
          "its one-cycle schedule was laid out for trainer.max_epochs=1 and cannot be stretched to 2"),
+        # Another seed holds out other writers: validation would be on rows the network trained on.
+        (run_ckpt, ["model=cnn", "scheduler=onecycle", "seed=0"], "trained with seed=42, this run has seed=0: the held-out rows would differ"),
+        (run_ckpt, ["model=cnn", "scheduler=onecycle", "data.split=stratified"], "trained with data.split=writer, this run has data.split=stratified"),
     ]
     for ckpt, overrides, message in cases:
         cfg = compose_train(*[o for o in overrides if not o.startswith("trainer.")], "report=false")

@@ -32,6 +32,8 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
             if before.get(key) != now.get(key):
                 raise CheckpointError(f"ckpt_path={path}: trained with model.{key}={before.get(key)}, this run has "
                                       f"model.{key}={now.get(key)}; resume with the options it was trained with (its run's .hydra/config.yaml)")
+    if saved.get("data"):
+        _check_same_split(path, saved["data"], OmegaConf.to_container(cfg.data, resolve=True))
     target = str(((saved.get("scheduler") or {}).get("fn") or {}).get("_target_", ""))
     epochs = (saved.get("trainer") or {}).get("max_epochs")
     wanted = cfg.trainer.get("max_epochs")
@@ -39,3 +41,18 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
     if target.endswith("OneCycleLR") and isinstance(epochs, int) and isinstance(wanted, int) and wanted > epochs:
         raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
                               f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run")
+
+
+# What decides which rows validate, by data.split: resumed with another value, the held-out rows
+# would be rows the network trained on (seed 0 holds out other writers than seed 42) and val/acc
+# would read high, without a word.
+SPLIT_KEYS = {"writer": ("val_writers", "seed"), "stratified": ("val_fraction", "seed"), "first_n": ("val_rows",)}
+
+
+def _check_same_split(path: str, before: dict, now: dict) -> None:
+    keys = ("split", "train_file", "limit_rows", *SPLIT_KEYS.get(str(now.get("split")), ()))
+    for key in keys:
+        if key in before and before.get(key) != now.get(key):
+            option = "seed" if key == "seed" else f"data.{key}"  # data.seed follows the run's seed
+            raise CheckpointError(f"ckpt_path={path}: trained with {option}={before.get(key)}, this run has {option}={now.get(key)}: "
+                                  f"the held-out rows would differ from those it was validated on; resume with {option}={before.get(key)}")
