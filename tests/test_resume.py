@@ -85,3 +85,33 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resumes(data_dir, tmp
     if saved["epoch"] < 2:
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_resumed_run_still_competes_with_the_best_epoch_before_the_resume(compose_train, tmp_path):
+    """The resumed run writes a new folder, where Lightning forgot the earlier best score: only later
+    epochs competed, and metrics.json could name a worse best checkpoint than an uninterrupted run."""
+    from omegaconf import open_dict
+
+    from kmnist.tasks.train import train
+
+    first = compose_train("model=cnn", "scheduler=none", "report=false")
+    with open_dict(first):
+        first.paths.output_dir = str(tmp_path / "first")
+    best_before = Path(train(first)[0]["best_ckpt"])
+    # Make the earlier best unbeatable: whatever the resumed epoch scores, the best must stay that file.
+    ckpt = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    (key,) = [k for k in ckpt["callbacks"] if k.startswith("ModelCheckpoint") and ckpt["callbacks"][k]["monitor"]]
+    state = ckpt["callbacks"][key]
+    state["best_model_score"] = torch.tensor(1.0)
+    state["best_k_models"] = {str(best_before): torch.tensor(1.0)}
+    torch.save(ckpt, tmp_path / "edited.ckpt")
+
+    resumed = compose_train("model=cnn", "scheduler=none", "report=false", f"ckpt_path={tmp_path / 'edited.ckpt'}")
+    with open_dict(resumed):
+        resumed.paths.output_dir = str(tmp_path / "resumed")
+        resumed.trainer.max_epochs = 2
+    metrics, _ = train(resumed)
+    best = Path(metrics["best_ckpt"])
+    assert best.parent == tmp_path / "resumed" / "checkpoints" and best.name == best_before.name  # carried into the new folder
+    assert best.read_bytes() == best_before.read_bytes() and best_before.is_file()  # a copy: the first run keeps its own
+    assert metrics["epochs"] == 2
