@@ -309,3 +309,13 @@ def test_damaged_gzip_bytes_are_one_error_naming_the_file(tmp_path):
     path.write_bytes(raw[:start] + bytes([raw[start] ^ 0xFF]) + raw[start + 1:])  # the first deflate block: zlib.error, not OSError
     with pytest.raises(DataError, match=r"train.csv.gz: cannot be read as CSV \(error: "):
         read_digits(path, use_cache=False)
+
+
+def test_the_same_table_gives_the_same_gzip_bytes(tmp_path):
+    """Pseudo-label files and the downloader's CSVs: byte-identical runs, not only the same rows."""
+    frame = table_to_frame(make_table())
+    first = atomic_write_csv(frame, tmp_path / "a.csv.gz").read_bytes()
+    time.sleep(1.1)  # gzip's header holds seconds
+    second = atomic_write_csv(frame, tmp_path / "a.csv.gz").read_bytes()
+    assert first == second and b".tmp" not in first[:64]
+    assert read_digits(tmp_path / "a.csv.gz", use_cache=False).images.tobytes() == make_table().images.tobytes()

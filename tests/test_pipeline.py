@@ -50,6 +50,7 @@ def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
     summary = json.loads((root / "pipeline.json").read_text())
     stages = {row["stage"]: row for row in summary["stages"]}
     assert list(stages) == ["ensemble", "pseudo1", "distilled"]
+    assert summary["tta"] == "affine" and summary["precision"] == "32-true"  # how the stages were predicted
     dev = read_digits(data_dir / "test_dev.csv.gz")
     # The ensemble's dev accuracy is its members' probabilities averaged over the default view set, recomputed here.
     assert summary["tta"] == "affine"

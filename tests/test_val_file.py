@@ -48,6 +48,13 @@ def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tm
     assert metrics["dev/accuracy"] == pytest.approx(metrics["dev/acc"], abs=1e-6)
     assert (tmp_path / "dev" / "confusion.png").is_file() and (tmp_path / "confusion.png").is_file()
     assert pd.read_csv(tmp_path / "per_class.csv")["support"].sum() == 1280  # the held-out writer
+    # derived.yaml names the files the run read, resolved (config.yaml keeps ${data.dir}), with their hashes.
+    from kmnist.utils.hashing import file_sha256
+
+    derived = (tmp_path / "derived.yaml").read_text()
+    for key, name in (("data.train_file", "train.csv.gz"), ("data.val_file", "test_dev.csv.gz")):
+        file = (data_dir / name).resolve()
+        assert f"#   {key} = {file}  (sha256 {file_sha256(file)})" in derived
 
 
 @pytest.mark.slow

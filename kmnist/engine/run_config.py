@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kmnist.engine.precision import resolve_precision
 from kmnist.utils.atomic import atomic_write_text
+from kmnist.utils.hashing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,20 @@ def apply(cfg: DictConfig, change: Derived) -> None:
         parent[leaf] = change.value
 
 
-def write_derived(changes: list[Derived], path: Path) -> None:
-    """`derived.yaml`: each changed key with its new value and why (nothing written when none)."""
-    if not changes:
+def write_derived(changes: list[Derived], path: Path, inputs: dict[str, str | None] | None = None) -> None:
+    """`derived.yaml`: each changed key with its new value and why, then the files the run read as resolved
+    (config.yaml keeps `${oc.env:KMNIST_DATA,...}` and `${first_file:...}`, which another machine resolves
+    otherwise), each with its sha256. Nothing is written when there is neither."""
+    read = {key: value for key, value in (inputs or {}).items() if value}
+    if not changes and not read:
         return
     lines = ["# What this run changed in .hydra/config.yaml (the checkpoints store the whole result)."]
     for change in changes:
         value = "null  # removed:" if change.value is DELETE else json.dumps(change.value) + "  #"
         lines.append(f"{change.key}: {value} {change.reason}")
+    if read:
+        lines.append("# The files it read, resolved:")
+        for key, file in read.items():
+            digest = file_sha256(file) if Path(file).is_file() else "missing"
+            lines.append(f"#   {key} = {file}  (sha256 {digest})")
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -224,7 +224,8 @@ class Pipeline:
 
     def write_table(self) -> None:
         rows = [stage.row() for stage in self.stages]
-        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": tta_name(self.cfg.tta)})
+        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": tta_name(self.cfg.tta),
+                                                   "precision": str(self.cfg.precision)})  # a resume may change both
         atomic_write_text(self.root / "pipeline.md", markdown_table(rows))
 
 

@@ -190,7 +190,11 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     if cfg.ckpt_path:
         check_resume_checkpoint(cfg.ckpt_path, cfg)
     if pl.utilities.rank_zero_only.rank == 0:
-        write_derived(derived, output_dir / "derived.yaml")
+        inputs = {"data.train_file": datamodule.path(datamodule.train_file),
+                  "data.val_file": datamodule.path(datamodule.val_file) if datamodule.val_file else None,
+                  **{f"data.extra_train[{i}]": datamodule.path(name) for i, name in enumerate(datamodule.extra_train)},
+                  "ckpt_path": cfg.ckpt_path}
+        write_derived(derived, output_dir / "derived.yaml", {k: str(Path(v).resolve()) if v else None for k, v in inputs.items()})
 
     module = build_module(cfg)
     distributed.cpu_without_sync_batchnorm(cfg, module)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import tempfile
@@ -41,6 +43,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_csv(frame, path: str | os.PathLike) -> Path:
-    """A pandas DataFrame as CSV without its index (gzip-compressed for `.gz`)."""
-    compression = "gzip" if Path(path).suffix == ".gz" else None
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, compression=compression))
+    """A pandas DataFrame as CSV without its index (gzip-compressed for `.gz`). The same frame gives the
+    same bytes: gzip's header would hold the time and the temporary's random name."""
+    if Path(path).suffix != ".gz":
+        return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def write_gzip(tmp: Path) -> None:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+            frame.to_csv(text, index=False)
+
+    return atomic_write(path, write_gzip)
