@@ -8,6 +8,7 @@ import http.server
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -46,6 +47,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if name in state.fail_once:
             state.fail_once.discard(name)
             self.send_error(503)
+        elif name in state.stall:  # half a file, then nothing: a download to interrupt
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(bytes(1000))
+            self.wfile.flush()
+            time.sleep(30)
         elif name in state.limit_once:  # rate-limited, as GitHub's raw files can be
             state.limit_once.discard(name)
             self.send_response(429)
@@ -71,7 +79,7 @@ def server(tmp_path, monkeypatch):
     root = tmp_path / "served"
     root.mkdir()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set(), limit_once=set())
+    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set(), limit_once=set(), stall=set())
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick shutdown
     thread.start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}/", root=root, state=httpd.state)
@@ -267,3 +275,21 @@ def test_base_url_may_be_a_folder_and_anything_else_is_one_line(server, dataset,
     for bad in ("127.0.0.1:8765/", "ftp://example.org/"):
         with pytest.raises(DataError, match=r"^--base-url .*: expected an http\(s\):// or file:// URL, or a folder"):
             fetch(server, dataset, tmp_path / "out2", base_url=bad)
+
+
+def test_sigterm_mid_download_keeps_no_partial_file(server, dataset, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    server.state.stall.add(TRAIN_IMAGES)
+    dest = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "kmnist.data.download", "--dest", str(dest), "--base-url", server.url],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (dest.is_dir() and leftovers(dest)) and time.monotonic() < deadline:  # the .part file of the stalled download
+        time.sleep(0.05)
+    assert leftovers(dest), "the download never started"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 143 and leftovers(dest) == []

@@ -13,6 +13,7 @@ import argparse
 import functools
 import http.client
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=3, help="extra attempts per file after a failed or corrupt download (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="download again even if verified files are present")
     args = parser.parse_args(argv)
+    # SIGTERM (a scheduler, `kill`) as an exception: the download's cleanup runs and no partial file stays.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         # A bar drawn into a log file or pipe is noise; show it only to a person at a terminal.
         dest = download(args.dest, base_url=args.base_url, retries=max(args.retries, 0), force=args.force, progress=sys.stderr.isatty())
@@ -243,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no partial files were kept", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"Kannada-MNIST is ready in {dest}")
     return 0
 
