@@ -26,6 +26,10 @@ class ExportError(RuntimeError):
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, ExportError)
 
+# What a sweep job that crashed leaves in its folder (its error's last line): written by
+# kmnist.tasks.wrapper.sweep_job, read by the leaderboard (kmnist.report.sweep). Here, where both may import.
+FAILED_JOB_FILE = "failed.txt"
+
 
 def user_error(err: BaseException) -> BaseException | None:
     """The user-facing error behind `err` (Hydra wraps errors raised while instantiating), or None."""

@@ -113,9 +113,11 @@ def test_predict_options_at_fault_are_one_line_before_any_work(checkpoint, data_
             predict(cfg)
         return str(refused.value)
 
-    assert run("accelerator=bogus", f"output={tmp_path}/a.csv") == "accelerator=bogus: expected auto, cpu, gpu or mps"
+    assert run("accelerator=bogus", f"output={tmp_path}/a.csv") == "accelerator=bogus: expected auto, cpu, gpu (or gpu:N) or mps"
     if not torch.cuda.is_available():
         assert run("accelerator=gpu", f"output={tmp_path}/a.csv").startswith("accelerator=gpu: no CUDA GPU is visible")
+        assert run("accelerator=cuda:1", f"output={tmp_path}/a.csv").startswith("accelerator=cuda:1: no CUDA GPU is visible")
+    assert run("accelerator=cpu:1", f"output={tmp_path}/a.csv") == "accelerator=cpu:1: expected auto, cpu, gpu (or gpu:N) or mps"
     assert run(f"output={tmp_path}/pseudo_labels.csv.gz", "pseudo_label_threshold=0.9").startswith(
         f"output={tmp_path}/pseudo_labels.csv.gz: the pseudo-label file has this name")
     assert run(f"output={tmp_path}/a.csv", "pseudo_label_threshold=true").startswith("pseudo_label_threshold=True: expected a probability")

@@ -300,6 +300,10 @@ def test_large_ids_are_kept_exactly_or_refused(tmp_path):
     wraps.write_text(f"{header}\n1,{pixels}\n10000000000000000000,{pixels}\n")
     with pytest.raises(DataError, match=r"wraps.csv: line 3, column id: 10000000000000000000 is too large for an id"):
         read_digits(wraps, use_cache=False)
+    decimals = tmp_path / "decimals.csv"  # 2**53 + 1 written as a decimal reads as 2**53: refused, not rounded
+    decimals.write_text(f"{header}\n1.0,{pixels}\n9007199254740993.0,{pixels}\n")
+    with pytest.raises(DataError, match=r"decimals.csv: line 3, column id: .* is too large for an id \(ids written as decimals"):
+        read_digits(decimals, use_cache=False)
 
 
 def test_damaged_gzip_bytes_are_one_error_naming_the_file(tmp_path):

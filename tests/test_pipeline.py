@@ -268,7 +268,7 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
     ("seeds=abc", "seeds=abc: expected a whole number >= 0"),
     ("batch_size=0", "batch_size=0: expected a whole number >= 1"),
     ("checkpoints=[a.ckpt]|members=['model=cnnn']", "members[0]='model=cnnn': "),  # given members still train in the rounds
-    ("accelerator=tpu", "accelerator=tpu: expected auto, cpu, gpu or mps"),  # was a torch traceback after the members trained
+    ("accelerator=tpu", "accelerator=tpu: expected auto, cpu, gpu (or gpu:N) or mps"),  # was a torch traceback after the members trained
 ])
 def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, override, message):
     from hydra import compose, initialize_config_dir

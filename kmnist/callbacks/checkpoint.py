@@ -15,6 +15,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from kmnist.utils.atomic import atomic_write
+
 
 class ResumableModelCheckpoint(ModelCheckpoint):
     def _generate_state_key(self, **kwargs: Any) -> str:
@@ -30,8 +32,8 @@ class ResumableModelCheckpoint(ModelCheckpoint):
         for path, score in (state_dict.get("best_k_models") or {}).items():
             if Path(path).is_file():  # a folder moved or cleaned since: that one cannot be carried
                 copy = Path(self.dirpath) / Path(path).name
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, copy)
+                # Atomic: under DDP every rank restores this state and copies at once; each renames a whole file.
+                atomic_write(copy, lambda tmp, source=path: shutil.copyfile(source, tmp))
                 carried[str(copy)] = score
         if not carried:
             return

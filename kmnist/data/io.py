@@ -160,16 +160,17 @@ def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_row: in
 
 
 def _ids(path: Path, column: pd.Series, coerced: np.ndarray, first_row: int) -> np.ndarray:
-    """Ids exactly as written: from their own integer column (the float matrix rounds ids above 2**53),
+    """Ids exactly as written: from their own integer column (the float matrix rounds ids from 2**53),
     and none beyond int64, which would wrap to negative numbers in the submission."""
     if column.dtype == np.int64:
         return column.to_numpy()
-    limit, why = (np.iinfo(np.int64).max, "64-bit") if column.dtype == np.uint64 else (2**53, "exact as written with decimals")
-    too_large = np.abs(coerced) > limit if column.dtype != np.uint64 else column.to_numpy() > limit
+    if column.dtype == np.uint64:
+        too_large, why = column.to_numpy() > np.iinfo(np.int64).max, f"at most {np.iinfo(np.int64).max:,}"
+    else:  # read as decimals or text: exact below 2**53 only
+        too_large, why = np.abs(coerced) >= 2**53, f"ids written as decimals, or past 64 bits, must stay below {2**53:,}"
     if too_large.any():
         row = int(np.argmax(too_large))
-        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column id: {column.iat[row]} is too large "
-                        f"for an id (at most {limit:,}: {why})")
+        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column id: {column.iat[row]} is too large for an id ({why})")
     return coerced.astype(np.int64)
 
 

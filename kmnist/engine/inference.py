@@ -153,11 +153,14 @@ def resolve_device(accelerator: str) -> torch.device:
     """predict.py's / the pipeline's `accelerator` as a device: auto, cpu, gpu (cuda), mps; one line
     naming the option for anything else, or for a GPU this machine does not have (torch raised later)."""
     name = str(accelerator)
-    if name not in ("auto", "cpu", "gpu", "cuda", "mps"):
-        raise ConfigError(f"accelerator={name}: expected auto, cpu, gpu or mps")
-    device = torch.device(device_type(name))
+    kind, _, index = name.partition(":")  # cuda:1 / gpu:1 picks one GPU of several
+    if kind not in ("auto", "cpu", "gpu", "cuda", "mps") or (index and (kind not in ("gpu", "cuda") or not index.isdigit())):
+        raise ConfigError(f"accelerator={name}: expected auto, cpu, gpu (or gpu:N) or mps")
+    device = torch.device(device_type(kind) + (f":{index}" if index else ""))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"accelerator={name}: no CUDA GPU is visible on this machine; accelerator=cpu, or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"accelerator={name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"accelerator={name}: no Apple GPU (MPS) on this machine; accelerator=cpu, or auto")
     return device

@@ -16,25 +16,24 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from kmnist.errors import FAILED_JOB_FILE
 from kmnist.report.files import save_figure
 from kmnist.report.leaderboard_chart import leaderboard_figure
 from kmnist.utils.atomic import atomic_write_csv, atomic_write_text
 from kmnist.utils.metrics import lower_is_better
 
 OK, MISSING = "ok", "missing metrics"
-FAILED_JOB_FILE = "failed.txt"  # a crashed job's error, left by kmnist.tasks.wrapper.sweep_job
 
 
 def _status(job: Path, value: float, metrics: dict, metric: str) -> str:
     if math.isfinite(value):
         return OK
+    if "epochs" in metrics:  # finished, but this job's run measured something else (e.g. dev/* alone)
+        return f"finished without {metric}"
     try:
         return "failed: " + (job / FAILED_JOB_FILE).read_text().strip()
     except OSError:
-        pass
-    if "epochs" in metrics:  # finished, but this job's run measured something else (e.g. dev/* alone)
-        return f"finished without {metric}"
-    return MISSING
+        return MISSING
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

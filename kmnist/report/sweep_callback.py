@@ -7,15 +7,19 @@ ends, not on every start (0.7-0.8 s of matplotlib alone on a 2-core CPU)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
+
+from kmnist.errors import FAILED_JOB_FILE
 
 log = logging.getLogger(__name__)
 
 
 class LeaderboardCallback(Callback):
     """Write the leaderboard when a multirun ends. A report must never turn a finished sweep into
-    a failure, so any error is logged as a warning."""
+    a failure, so any error is logged as a warning; a job that crashed (kmnist.tasks.wrapper.sweep_job)
+    does: the sweep exits 1 after ranking the others."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
@@ -27,3 +31,8 @@ class LeaderboardCallback(Callback):
             write_leaderboard(config.hydra.sweep.dir, fallback=fallback)
         except Exception as error:  # noqa: BLE001 - see the class docstring
             log.warning("could not write the sweep leaderboard: %s", error)
+        crashed = sorted(Path(config.hydra.sweep.dir).glob(f"*/{FAILED_JOB_FILE}"))
+        if crashed:  # ranked without them; the exit status still says so, as Hydra's would have
+            jobs = ", ".join(p.parent.name for p in crashed)
+            raise SystemExit(f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
+                             f"{crashed[0].read_text().strip()}); the others are ranked in {config.hydra.sweep.dir}/leaderboard.md")

@@ -13,11 +13,12 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from omegaconf.errors import MissingMandatoryValue
 
-from kmnist.errors import user_error
+from kmnist.errors import FAILED_JOB_FILE, user_error
 
 T = TypeVar("T")
 
@@ -88,19 +89,19 @@ def sweep_job(task: Callable[..., T]) -> Callable[..., T | None]:
 
     @functools.wraps(task)
     def run(cfg, *args, **kwargs) -> T | None:
+        output_dir = cfg.get("paths", {}).get("output_dir")
+        if output_dir:  # a job re-run in the same sweep folder: an earlier crash's mark is no longer true
+            (Path(output_dir) / FAILED_JOB_FILE).unlink(missing_ok=True)
         try:
             return task(cfg, *args, **kwargs)
         except Exception as err:
-            if not (cfg.get("sweep_continue_on_crash") and _in_multirun()):
+            if not (cfg.get("sweep_continue_on_crash") and _in_multirun() and output_dir):
                 raise
-            from pathlib import Path
-
-            from kmnist.report.sweep import FAILED_JOB_FILE
             from kmnist.utils.atomic import atomic_write_text
 
             logging.getLogger(__name__).exception("this job crashed; the sweep goes on (sweep_continue_on_crash=true)")
             reason = f"{type(err).__name__}: {err}".strip().splitlines()[-1]
-            atomic_write_text(Path(cfg.paths.output_dir) / FAILED_JOB_FILE, reason + "\n")
+            atomic_write_text(Path(output_dir) / FAILED_JOB_FILE, reason + "\n")
             return None
 
     return run
