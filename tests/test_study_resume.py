@@ -17,12 +17,16 @@ from optuna.trial import TrialState
 from test_sweeps import tiny_run
 
 
-def finished_trials(db) -> int:
+def count_trials(db, where: str = "") -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            return con.execute(f"SELECT COUNT(*) FROM trials {where}").fetchone()[0]
     except sqlite3.Error:  # not created yet
         return 0
+
+
+def finished_trials(db) -> int:
+    return count_trials(db, "WHERE state = 'COMPLETE'")
 
 
 def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
@@ -67,11 +71,7 @@ def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
 
 
 def trials_started(db) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-    except sqlite3.Error:  # not created yet
-        return 0
+    return count_trials(db)
 
 
 def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
