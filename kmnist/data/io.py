@@ -84,29 +84,26 @@ def _check_header(path: Path, columns: list[str]) -> list[str]:
     raise DataError(f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS}; unexpected extra column {shown(pixels[N_PIXELS])}")
 
 
-def _file_line(path: Path, data_row: int) -> int:
-    """The file line (1: the header) of a data row. pandas skips blank lines, so rows and lines part
-    after one; the file is scanned again only here, when an error is reported."""
+def _data_lines(path: Path):
+    """(file line number, text) of every non-blank line after the header: errors are reported by file
+    line, and pandas skips blank lines, so rows and lines part after one. Read again only for an error."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         next(fh, None)  # the header
-        seen = -1
-        for number, line in enumerate(fh, start=2):
-            seen += bool(line.strip())
-            if seen == data_row:
-                return number
-    return data_row + 2
+        yield from ((number, line) for number, line in enumerate(fh, start=2) if line.strip())
+
+
+def _file_line(path: Path, data_row: int) -> int:
+    """The file line (1: the header) of a data row."""
+    return next((number for row, (number, _) in enumerate(_data_lines(path)) if row == data_row), data_row + 2)
 
 
 def _ragged_row(path: Path, fields: int) -> DataError:
     """The first line whose field count is not the header's (scanned only when pandas found one)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        next(fh, None)
-        for number, line in enumerate(fh, start=2):
-            if line.strip() and (found := line.rstrip("\r\n").count(",") + 1) != fields:
-                return DataError(f"{path}: line {number} has {found} fields, the header {fields}"
-                                 f"{' (a trailing comma?)' if line.rstrip().endswith(',') else ''}")
+    for number, line in _data_lines(path):
+        if (found := line.rstrip("\r\n").count(",") + 1) != fields:
+            return DataError(f"{path}: line {number} has {found} fields, the header {fields}"
+                             f"{' (a trailing comma?)' if line.rstrip().endswith(',') else ''}")
     return DataError(f"{path}: a row has another number of fields than the header's {fields}")
 
 
