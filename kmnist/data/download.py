@@ -2,24 +2,20 @@
 
     python -m kmnist.data.download [--dest DIR] [--base-url URL] [--retries N] [--force]
 
-Every file is downloaded to a hidden temporary file next to its final name, verified (SHA-256
-where known, IDX header and shape always) and only then renamed into place, so an interrupted
-run never leaves a half-written file that a later run would mistake for a good one.
+Every file is downloaded (kmnist/data/fetch.py) to a hidden temporary file next to its final
+name, verified (SHA-256 where known, IDX header and shape always) and only then renamed into
+place, so an interrupted run never leaves a half-written file that a later run would mistake for
+a good one. Two downloads into one folder take turns (a lock on its `.download.lock`).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import http.client
 import os
 import signal
 import sys
-import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,14 +24,17 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from kmnist.data.fetch import fetch_verified
 from kmnist.data.idx import read_idx
 from kmnist.data.io import DigitTable, table_to_frame
 from kmnist.errors import DataError
 from kmnist.utils.atomic import atomic_write, atomic_write_csv
 from kmnist.utils.hashing import file_sha256
+from kmnist.utils.locks import exclusive_lock
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
 DEFAULT_DEST = "data/kannada_mnist"
+LOCK_NAME = ".download.lock"  # stays in the folder (kmnist/utils/locks.py says why)
 
 # split -> (images file, labels file)
 FILES = {
@@ -74,11 +73,6 @@ Source files (SHA-256):
 {hashes}
 """
 
-# Worth another try: the server or the path to it may recover. A 4xx will not.
-_TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-RETRIED_CODES = {408, 429}  # request timeout, too many requests (GitHub's raw files rate-limit): 4xx worth another try
-
-
 def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> np.ndarray:
     """The file's array if it has the expected hash and shape; DataError naming `name` otherwise."""
     expected = checksums.get(name)
@@ -98,56 +92,6 @@ def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> n
     if not images and array.size and array.max() > 9:
         raise DataError(f"{name}: label {int(array.max())} is not a digit 0..9")
     return array
-
-
-def _stream(url: str, tmp: Path, timeout: float, progress: Progress, task) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "kmnist-download"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        progress.reset(task, total=total)
-        received = 0
-        while chunk := response.read(1 << 16):
-            out.write(chunk)
-            received += len(chunk)
-            progress.advance(task, len(chunk))
-    # http.client returns a short body silently when read in chunks, so count it ourselves.
-    if total is not None and received != total:
-        raise ConnectionError(f"connection closed after {received} of {total} bytes")
-
-
-def _fetch(url: str, target: Path, verify, *, retries: int, backoff: float, timeout: float, progress: Progress) -> np.ndarray:
-    task = progress.add_task(target.name, total=None)
-    failure: Exception | None = None
-    for attempt in range(retries + 1):
-        if attempt:
-            progress.console.print(f"retrying {target.name} ({attempt}/{retries}): {failure}", style="yellow", markup=False, soft_wrap=True)
-            time.sleep(backoff * 2 ** (attempt - 1))
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part.gz")
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            _stream(url, tmp, timeout, progress, task)
-            array = verify(tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; data folders are often shared
-            os.replace(tmp, target)
-            return array
-        except urllib.error.HTTPError as err:
-            err.close()
-            if err.code < 500 and err.code not in RETRIED_CODES:
-                hint = " (no such file under the base URL)" if err.code == 404 else ""
-                raise DataError(f"{url}: HTTP {err.code} {err.reason}{hint}") from None
-            failure = DataError(f"{url}: HTTP {err.code} {err.reason}")
-            wait = err.headers.get("Retry-After", "") if err.headers else ""
-            if wait.isdigit() and attempt < retries:  # the server says when: wait that long (capped), then the backoff
-                time.sleep(min(int(wait), 120))
-        except _TRANSIENT as err:
-            failure = DataError(f"{url}: {getattr(err, 'reason', None) or err}")  # URLError wraps the socket error
-        except DataError as err:  # corrupted in transit, most likely: fetch it again
-            failure = err
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise DataError(f"{failure} (gave up after {retries + 1} attempt{'s' if retries else ''})")
 
 
 def _convert(dest: Path, arrays: dict[str, np.ndarray], base_url: str) -> None:
@@ -200,9 +144,20 @@ def download(
     base_url = _checked_base_url(base_url)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    # One download into a folder at a time: a second would remove the first's partial files as stale,
+    # and both would write the same CSVs. The second waits, then finds the files verified.
+    with exclusive_lock(dest / LOCK_NAME, wait=False) as held:
+        if not held and progress:
+            console.print(f"another download into {dest} is running; waiting for it to finish")
+    with exclusive_lock(dest / LOCK_NAME):
+        return _download(dest, base_url, retries, backoff, force, checksums, expected_counts, console, progress, timeout)
+
+
+def _download(dest: Path, base_url: str, retries: int, backoff: float, force: bool, checksums: Mapping[str, str],
+              expected_counts: Mapping[str, int], console: Console, progress: bool, timeout: float) -> Path:
     for stale in dest.glob(".*.part.gz"):  # left by a run killed (SIGTERM, SIGKILL) mid-download: never read, only removed
         stale.unlink(missing_ok=True)
-    console = Console(stderr=True)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                    console=console, disable=not progress)
     arrays, fetched = {}, False
@@ -218,7 +173,7 @@ def download(
                     except DataError as err:
                         console.print(f"{err}; downloading it again", style="yellow", markup=False, soft_wrap=True)
                 url = base_url.rstrip("/") + "/" + name
-                arrays[name] = _fetch(url, target, verify, retries=retries, backoff=backoff, timeout=timeout, progress=bar)
+                arrays[name] = fetch_verified(url, target, verify, retries=retries, backoff=backoff, timeout=timeout, progress=bar)
                 fetched = True
     if fetched or force or not all((dest / out).is_file() for out in (*OUTPUTS, "PROVENANCE.md")):
         if progress:
