@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pandas as pd
 import pytest
@@ -115,6 +117,22 @@ def test_a_crashed_job_leaves_the_other_jobs_ranked(data_dir, tmp_path, keep_goi
     assert "Traceback" in (sweep / "0" / "train.log").read_text()  # the crash keeps its traceback, in the job's log
 
 
+
+def test_an_earlier_launchs_crash_stays_ranked_but_does_not_fail_this_launch(data_dir, tmp_path):
+    """A resumed Optuna study keeps the folder of a trial that crashed in an earlier launch: every
+    later launch exited 1 for it, though none of its own jobs crashed."""
+    sweep = tmp_path / "sweep"
+    old = sweep / "3"
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "overrides.yaml").write_text("- optim.lr=1e38\n")
+    (old / "failed.txt").write_text("RuntimeError: an earlier launch's crash\n")
+    an_hour_ago = time.time() - 3600
+    os.utime(old / "failed.txt", (an_hour_ago, an_hour_ago))
+    done = run_cli("train.py", "-m", "model=cnn", "optim.lr=0.001", f"hydra.sweep.dir={sweep}", f"data.dir={data_dir}",
+                   *tiny_run(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    board = pd.read_csv(sweep / "leaderboard.csv").set_index("job")
+    assert board.loc[0, "status"] == "ok" and board.loc[3, "status"] == "failed: RuntimeError: an earlier launch's crash"
 
 def test_a_failed_mark_does_not_outlive_a_successful_rerun(tmp_path):
     """A job re-run in the same sweep folder: the leaderboard reads what it did now."""

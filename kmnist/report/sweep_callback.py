@@ -7,6 +7,7 @@ ends, not on every start (0.7-0.8 s of matplotlib alone on a 2-core CPU)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -21,6 +22,11 @@ class LeaderboardCallback(Callback):
     a failure, so any error is logged as a warning; a job that crashed (kmnist.tasks.wrapper.sweep_job)
     does: the sweep exits 1 after ranking the others."""
 
+    launched = 0.0  # when this multirun started: older failed.txt files are an earlier launch's
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.launched = time.time()
+
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
             from kmnist.report.sweep import write_leaderboard
@@ -31,7 +37,10 @@ class LeaderboardCallback(Callback):
             write_leaderboard(config.hydra.sweep.dir, fallback=fallback)
         except Exception as error:  # noqa: BLE001 - see the class docstring
             log.warning("could not write the sweep leaderboard: %s", error)
-        crashed = sorted(Path(config.hydra.sweep.dir).glob(f"*/{FAILED_JOB_FILE}"))
+        # A resumed Optuna study (or a fixed hydra.sweep.dir) keeps the crashed jobs of its earlier
+        # launches: they stay ranked as failed, but only a crash of this launch fails this one.
+        # The second of slack: file times may be coarser than time.time().
+        crashed = sorted(p for p in Path(config.hydra.sweep.dir).glob(f"*/{FAILED_JOB_FILE}") if p.stat().st_mtime >= self.launched - 1)
         if crashed:  # ranked without them; the exit status still says so, as Hydra's would have
             jobs = ", ".join(p.parent.name for p in crashed)
             raise SystemExit(f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
