@@ -54,6 +54,23 @@ def test_split_option_errors_name_the_option():
         make_split("random", np.zeros(10), val_writers=1, val_fraction=0.1, val_rows=1, seed=0)
 
 
+def test_a_stratified_share_that_rounds_to_no_row_is_refused(data_dir):
+    """val_fraction=0.1 of 4 rows a class holds out round(0.4) = 0 of each: the run trained with an
+    empty validation set (no val/acc, no best checkpoint) without a word."""
+    from kmnist.errors import ConfigError
+
+    labels = np.arange(40) % 10
+    with pytest.raises(ConfigError, match=r"data\.val_fraction=0\.1: .*40 rows.* no row"):
+        stratified_split(labels, 0.1, seed=0)
+    with pytest.raises(ConfigError, match=r"data\.val_fraction=0\.6: .*10 rows.* nothing to train on"):
+        stratified_split(np.arange(10), 0.6, seed=0)  # one row a class: every one validates
+    dm = KannadaMNISTDataModule(dir=str(data_dir), split="stratified", val_fraction=0.1, limit_rows=40)
+    with pytest.raises(ConfigError, match=r"data\.val_fraction=0\.1"):
+        dm.setup("fit")
+    train, val = stratified_split(labels, 0.2, seed=0)  # round(0.8) = 1 of each class
+    assert len(val) == 10 and len(train) == 30
+
+
 def test_scaling_modes():
     x = torch.tensor([[[[0, 51, 255]]]], dtype=torch.uint8).expand(1, 1, 3, 3).contiguous()
     scale = Preprocess("scale", input_size=3)(x)

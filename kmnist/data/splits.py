@@ -57,6 +57,14 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
         rows = np.flatnonzero(labels == cls)
         val.append(rng.permutation(rows)[: int(round(val_fraction * len(rows)))])
     val_idx = np.sort(np.concatenate(val)) if val else np.array([], dtype=np.int64)
+    # Rounded per class, a small share of few rows holds out nothing (or everything): the run would
+    # train without validation (no val/acc, no best checkpoint), or on nothing, without a word.
+    if val_fraction > 0 and len(val_idx) == 0:
+        raise ConfigError(f"data.val_fraction={val_fraction}: of {len(labels):,} rows this holds out no row (round(val_fraction x "
+                          "a class's rows) is 0 for every class); raise it, use more rows, or data.val_fraction=0 to validate on none")
+    if len(labels) and len(val_idx) == len(labels):
+        raise ConfigError(f"data.val_fraction={val_fraction}: of {len(labels):,} rows every one validates and there is nothing to "
+                          "train on (round(val_fraction x a class's rows) is all of them); lower it or use more rows")
     return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
 
 
