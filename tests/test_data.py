@@ -219,3 +219,15 @@ def test_one_extra_train_path_is_a_list_of_one(data_dir):
     dm.setup("fit")
     assert dm.extra_train == [str(data_dir / "test_labelled.csv.gz")]
     assert len(dm.train_set[0]) == len(dm.train_set[1]) == 2 * 1280 + 500  # two training writers + the file's 500 rows
+
+
+def test_a_missing_extra_train_file_is_named_as_given(data_dir, tmp_path, monkeypatch):
+    """A typo in a pseudo-label path was reported under data.dir (a path the user never wrote), without
+    naming data.extra_train, and with the hint to download the dataset."""
+    from kmnist.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, extra_train=["runs/pseudo1/pseudo_labels.csv.gz"])
+    with pytest.raises(DataError, match=r"^runs/pseudo1/pseudo_labels\.csv\.gz: data\.extra_train not found here or in data\.dir=") as err:
+        dm.setup("fit")
+    assert "download" not in str(err.value)

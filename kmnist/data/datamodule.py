@@ -160,6 +160,11 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def _with_extra(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append labelled rows (e.g. pseudo-labels from predict.py) to the training split only:
         validation stays the held-out writers."""
+        for name in self.extra_train:  # named as given: read() would name it under data.dir and hint at the download
+            if not self.path(name).is_file():
+                where = "" if Path(name).is_absolute() else f" here or in data.dir={self.dir}"
+                raise DataError(f"{name}: data.extra_train not found{where} (a labelled CSV such as the pseudo_labels.csv.gz "
+                                "that predict.py pseudo_label_threshold=... writes)")
         extra = [self.read(name) for name in self.extra_train]
         for name, table in zip(self.extra_train, extra):
             if table.labels is None:
