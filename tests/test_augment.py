@@ -71,6 +71,15 @@ def test_a_bad_knob_is_a_one_line_error_naming_it(knob, value, says):
         BatchAugment(**{knob: value})
 
 
+@pytest.mark.parametrize("value", ["abc", [2, 3], 0, -4, 2.5])
+def test_a_bad_elastic_grid_is_a_one_line_error_naming_it(value):
+    """elastic_cells was int()-ed unchecked: text or a list was a bare ValueError/TypeError from Hydra
+    naming only data.augment, and 0, -4 or 2.5 were silently drawn on another grid."""
+    with pytest.raises(ConfigError, match=rf"data\.augment\.elastic_cells={re.escape(str(value))}: expected an integer >= 2"):
+        BatchAugment(elastic=0.03, elastic_cells=value)
+    assert BatchAugment(elastic=0.03, elastic_cells=2).elastic_cells == 2
+
+
 def test_stroke_thickens_or_thins_each_image_by_its_own_amount():
     torch.manual_seed(0)
     x = digit_batch(64)

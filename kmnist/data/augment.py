@@ -68,6 +68,10 @@ class BatchAugment(nn.Module):
         area = list(erase_area) if isinstance(erase_area, Sequence) and not isinstance(erase_area, str) else [erase_area]
         if len(area) != 2 or not all(isinstance(a, (int, float)) for a in area) or not 0 <= area[0] <= area[1] <= 1:
             raise ConfigError(f"data.augment.erase_area={erase_area}: expected [min, max] shares of the image, 0 <= min <= max <= 1")
+        if (isinstance(elastic_cells, bool) or not isinstance(elastic_cells, (int, float)) or not float(elastic_cells).is_integer()
+                or elastic_cells < 2):
+            raise ConfigError(f"data.augment.elastic_cells={elastic_cells}: expected an integer >= 2 (the side of the elastic "
+                              "displacement field's coarse grid)")
         for name, value in dict(erase_p=erase_p, mix_p=mix_p).items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"data.augment.{name}={value}: a probability, expected in [0, 1]")
