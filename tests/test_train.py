@@ -217,6 +217,21 @@ def test_speed_options_apply_and_leave_plain_checkpoints(compose_train, data_dir
     assert probs.shape == (20, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", [("optim=nadam", "scheduler=cosine"), ("experiment=notebook_dnn_tuned",)])
+def test_an_optimiser_with_list_options_writes_checkpoints_that_load(compose_train, data_dir, overrides):
+    # NAdam kept betas: [0.9, 0.999] as the OmegaConf ListConfig it was given; one-cycle rewrites betas
+    # as a tuple, any other schedule kept it in the optimiser's state, so no checkpoint loaded
+    # (weights_only) and train.py failed validating its best one after the whole fit.
+    cfg = compose_train(*overrides, "report=false", "~callbacks.show_batch")
+    metrics, _ = train(cfg)
+    ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and len(ckpt["optimizer_states"][0]["param_groups"][0]["betas"]) == 2
+    from kmnist.data.io import read_digits
+
+    probs = predict_proba([load_checkpoint(metrics["best_ckpt"])], read_digits(data_dir / "test.csv.gz").images[:20], progress=False)
+    assert probs.shape == (20, 10)
+
+
 class _Payload:
     """Unpickling this would create a file: proof that code ran."""
 

@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from kmnist import NUM_CLASSES
 from kmnist.engine.distill import TeacherEnsemble
-from kmnist.engine.optimizers import build_optimizers
+from kmnist.engine.optimizers import build_optimizers, plain_partial
 from kmnist.errors import ConfigError
 from kmnist.models.probabilities import probabilities
 
@@ -42,7 +42,7 @@ class Classifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "teacher"])
         self.net = net
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.optimizer_factory, self.scheduler_factory = plain_partial(optimizer), plain_partial(scheduler)
         # Takes class indices or, under distillation, class probabilities (soft targets).
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.teacher = teacher

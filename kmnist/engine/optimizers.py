@@ -10,9 +10,20 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from kmnist.callbacks.finetune import layer_groups
+
+
+def plain_partial(factory: partial | None) -> partial | None:
+    """`factory` with its OmegaConf arguments as plain containers: Hydra passes `betas: [0.9, 0.999]`
+    as a ListConfig, which an optimiser that keeps it as given (NAdam) puts into its state dict,
+    and then no checkpoint loads with `torch.load(weights_only=True)`."""
+    if factory is None or not any(OmegaConf.is_config(v) for v in factory.keywords.values()):
+        return factory
+    keywords = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in factory.keywords.items()}
+    return partial(factory.func, *factory.args, **keywords)
 
 
 def param_groups(net: nn.Module) -> list[dict[str, Any]] | Any:
