@@ -232,6 +232,15 @@ def test_an_optimiser_with_list_options_writes_checkpoints_that_load(compose_tra
     assert probs.shape == (20, 10)
 
 
+@pytest.mark.parametrize("monitor, mode", [("val/acc", "max"), ("val/loss", "min")])
+def test_plateau_schedule_watches_its_monitor_the_way_it_improves(compose_train, monitor, mode):
+    # mode was fixed at min: scheduler.monitor=val/acc cut the LR whenever accuracy went up.
+    cfg = compose_train("scheduler=plateau", f"scheduler.monitor={monitor}", "report=false", "validate_best=false")
+    _, run = train(cfg)
+    [config] = run.trainer.lr_scheduler_configs
+    assert config.monitor == monitor and config.scheduler.mode == mode
+
+
 class _Payload:
     """Unpickling this would create a file: proof that code ran."""
 
