@@ -13,6 +13,7 @@ from omegaconf import open_dict
 
 from kmnist.callbacks.finetune import FineTuneStages, layer_groups
 from kmnist.engine.optimizers import discriminative_lrs
+from kmnist.errors import ConfigError
 from kmnist.models import create_model
 from kmnist.tasks.train import train
 
@@ -89,6 +90,13 @@ def test_lr_finder_saves_plot_and_uses_suggestion(compose_train, tmp_path):
     ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
     lr_logged = [v for k, v in ckpt["optimizer_states"][0]["param_groups"][0].items() if k in ("lr", "max_lr")]
     assert any(v == pytest.approx(saved["suggestion"]) for v in lr_logged)
+
+
+def test_a_fine_tuning_run_of_no_epochs_is_refused(compose_train):
+    # The two stages make up trainer.max_epochs: 0 + 0 trained nothing and reported the untrained network.
+    cfg = compose_train("model=cnn", "finetune=fastai", "finetune.frozen_epochs=0", "finetune.unfrozen_epochs=0", "report=false")
+    with pytest.raises(ConfigError, match=r"^finetune.frozen_epochs=0 and finetune.unfrozen_epochs=0: no epoch to train"):
+        train(cfg)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

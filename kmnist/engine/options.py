@@ -70,6 +70,10 @@ def check_value_ranges(cfg: DictConfig) -> None:
         _number(cfg, "finetune.unfrozen_epochs", low=0, integer=True)
         _number(cfg, "finetune.lr_min", low=0, low_open=True)
         _number(cfg, "finetune.lr_max", low=0, low_open=True)
+        frozen, unfrozen = cfg.finetune.get("frozen_epochs", 0), cfg.finetune.get("unfrozen_epochs", 0)
+        if frozen + unfrozen < 1:  # together they are trainer.max_epochs (run_config.py)
+            raise ConfigError(f"finetune.frozen_epochs={frozen} and finetune.unfrozen_epochs={unfrozen}: no epoch to train; "
+                              f"give one of them at least 1")
 
 
 def processes(trainer_cfg: DictConfig) -> int:
