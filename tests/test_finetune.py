@@ -99,6 +99,13 @@ def test_a_fine_tuning_run_of_no_epochs_is_refused(compose_train):
         train(cfg)
 
 
+def test_fine_tuning_a_network_without_a_body_and_a_head_is_one_line(compose_train):
+    # The DNN is one Sequential (one layer group): this was a ValueError's traceback from inside trainer.fit.
+    cfg = compose_train("model=dnn", "finetune=fastai", "finetune.frozen_epochs=1", "finetune.unfrozen_epochs=1", "report=false")
+    with pytest.raises(ConfigError, match=r"^finetune: model\.name=dnn \(DNN\) has 1 layer group"):
+        train(cfg)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_trains_with_its_recipe(compose_train, experiment):
     """One real step of each notebook recipe: its network and optimiser are the ones built, the

@@ -16,12 +16,16 @@ import lightning.pytorch as pl
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from kmnist.errors import ConfigError
 
-def layer_groups(net: nn.Module) -> list[nn.Module]:
+
+def layer_groups(net: nn.Module, model_name: str | None = None) -> list[nn.Module]:
     """Stem ... head. A network may define `layer_groups()`; otherwise its top-level children."""
     groups = net.layer_groups() if hasattr(net, "layer_groups") else list(net.children())
     if len(groups) < 2:
-        raise ValueError(f"{type(net).__name__} has {len(groups)} layer group(s); fine-tuning needs a body and a head")
+        which = f"model.name={model_name} ({type(net).__name__})" if model_name else type(net).__name__
+        raise ConfigError(f"finetune: {which} has {len(groups)} layer group(s); fine-tuning needs a body and a head "
+                          f"(e.g. model=cnn, kresnet or resnet50), or leave finetune out")
     return groups
 
 

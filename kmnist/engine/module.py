@@ -17,6 +17,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from kmnist import NUM_CLASSES
+from kmnist.callbacks.finetune import layer_groups
 from kmnist.engine.distill import TeacherEnsemble
 from kmnist.engine.optimizers import build_optimizers, plain_partial
 from kmnist.errors import ConfigError
@@ -60,6 +61,8 @@ class Classifier(pl.LightningModule):
         # Set here, and restored from a checkpoint, because the optimiser's groups follow it and
         # Lightning builds the optimiser before on_fit_start and before it restores the epoch count.
         self.stage: str | None = ("frozen" if finetune.get("frozen_epochs", 1) > 0 else "unfrozen") if finetune else None
+        if finetune:  # a network without a body and a head is refused here, not inside trainer.fit
+            layer_groups(net, ((config or {}).get("model") or {}).get("name"))
         # Recorded in checkpoints, so a resume can refuse a switch; GraphedClassifier passes True.
         self.automatic_optimization = not cuda_graph
 
