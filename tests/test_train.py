@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from kmnist.engine.inference import load_checkpoint, predict_proba
-from kmnist.errors import CheckpointError
+from kmnist.errors import CheckpointError, ConfigError
 from kmnist.tasks.predict import predict
 from kmnist.tasks.train import train
 
@@ -327,6 +327,21 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["scheduler.interval=hour"], "scheduler.interval=hour: expected step or epoch"),
+    (["scheduler=plateau", "scheduler.monitor=null"],
+     "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; name it, e.g. scheduler.monitor=val/loss"),
+    (["scheduler=plateau", "scheduler.monitor=val/accuracy"], "scheduler.monitor=val/accuracy: not a metric this run logs; one of "
+     "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, time/train_seconds, time/epoch_seconds"),
+])
+def test_bad_schedule_options_are_one_line_before_training(compose_train, overrides, message):
+    # These were Lightning's MisconfigurationException tracebacks, the last one after a whole epoch.
+    cfg = compose_train(*overrides, "report=false")
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    assert str(err.value) == message
 
 
 def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):

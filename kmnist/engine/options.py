@@ -124,6 +124,28 @@ def check_combinations(cfg: DictConfig) -> None:
             raise ConfigError(f"speed.cuda_graph=true runs on one device; this trainer asks for {n} processes")
 
 
+# What the module and the train timer log, each validation set under its prefix (engine/module.py, callbacks/timing.py).
+LOGGED_METRICS = (*(f"{stage}/{metric}" for stage in ("train", "val", "dev") for metric in ("loss", "acc")),
+                  "time/train_seconds", "time/epoch_seconds")
+
+
+def check_scheduler(cfg: DictConfig) -> None:
+    """Lightning checks these only when it configures the optimiser, and the monitor only at the
+    first epoch's end: a traceback, the last one after a whole epoch of training."""
+    scheduler = cfg.get("scheduler") or {}
+    interval = scheduler.get("interval", "epoch")
+    if interval not in ("step", "epoch"):
+        raise ConfigError(f"scheduler.interval={interval}: expected step or epoch")
+    if not scheduler.get("fn"):
+        return
+    monitor = scheduler.get("monitor")
+    if not monitor and str(scheduler.fn.get("_target_", "")).endswith("ReduceLROnPlateau"):
+        raise ConfigError("scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; "
+                          "name it, e.g. scheduler.monitor=val/loss")
+    if monitor and monitor not in LOGGED_METRICS:
+        raise ConfigError(f"scheduler.monitor={monitor}: not a metric this run logs; one of {', '.join(LOGGED_METRICS)}")
+
+
 def check_dev_metrics(cfg: DictConfig) -> None:
     """A dev/* metric needs the dev file: without one (dev_file found neither test_dev.csv.gz nor
     test_labelled.csv.gz) a dev_* grid would train every job and then rank none of them."""
@@ -141,4 +163,5 @@ def check_options(cfg: DictConfig) -> None:
     check_value_ranges(cfg)
     check_device(cfg)
     check_combinations(cfg)
+    check_scheduler(cfg)
     check_dev_metrics(cfg)
