@@ -344,6 +344,20 @@ def test_bad_schedule_options_are_one_line_before_training(compose_train, overri
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["optim=nadam", "optim.betas=[1.5,0.9]"], "optim: Invalid beta parameter at index 0: 1.5"),
+    (["+optim.nesterov=true"], "optim: Adam.__init__() got an unexpected keyword argument 'nesterov'"),
+    (["scheduler.fn.pct_start=2"], "scheduler.fn: Expected float between 0 and 1 pct_start, but got 2"),
+    (["finetune=fastai", "finetune.pct_start=2"], "finetune: Expected float between 0 and 1 pct_start, but got 2"),
+])
+def test_values_torch_refuses_are_one_line_naming_the_option(compose_train, overrides, message):
+    # torch checks them when Lightning calls configure_optimizers: a ValueError / TypeError traceback.
+    cfg = compose_train(*overrides, "report=false")
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    assert str(err.value) == message
+
+
 def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):
     """Lightning 2.6's save_last refreshes last.ckpt only in epochs that save a best checkpoint;
     kmnist's last_checkpoint writes it every epoch, so resuming never loses epochs."""

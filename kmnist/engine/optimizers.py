@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from kmnist.callbacks.finetune import layer_groups
+from kmnist.errors import ConfigError
 
 
 def plain_partial(factory: partial | None) -> partial | None:
@@ -24,6 +26,16 @@ def plain_partial(factory: partial | None) -> partial | None:
         return factory
     keywords = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in factory.keywords.items()}
     return partial(factory.func, *factory.args, **keywords)
+
+
+@contextmanager
+def naming(option: str):
+    """A value torch refuses while building (betas out of range, an unknown keyword) is one line
+    naming the config group it came from, not a traceback from inside `trainer.fit`."""
+    try:
+        yield
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{option}: {err}") from err
 
 
 def param_groups(net: nn.Module) -> list[dict[str, Any]] | Any:
@@ -77,10 +89,13 @@ def build_optimizers(module: pl.LightningModule):
     hparams, trainer = module.hparams, module.trainer
     if hparams.finetune:
         return finetune_optimizers(module)
-    optimizer = module.optimizer_factory(params=param_groups(module.net))
+    with naming("optim"):
+        optimizer = module.optimizer_factory(params=param_groups(module.net))
     if module.scheduler_factory is None:
         return optimizer
-    scheduler = module.scheduler_factory(optimizer=optimizer, **schedule_length(module.scheduler_factory, hparams.scheduler_interval, trainer))
+    length = schedule_length(module.scheduler_factory, hparams.scheduler_interval, trainer)
+    with naming("scheduler.fn"):
+        scheduler = module.scheduler_factory(optimizer=optimizer, **length)
     config = {"scheduler": scheduler, "interval": hparams.scheduler_interval}
     if hparams.scheduler_monitor:
         config["monitor"] = hparams.scheduler_monitor
@@ -92,7 +107,9 @@ def finetune_optimizers(module: pl.LightningModule):
     ft, trainer = module.hparams.finetune, module.trainer
     steps_per_epoch = trainer.estimated_stepping_batches / max(trainer.max_epochs, 1)
     epochs = ft["frozen_epochs"] if module.stage == "frozen" else ft["unfrozen_epochs"]
-    optimizer, lrs = stage_optimizer(module.net, module.optimizer_factory, module.stage or "unfrozen",
-                                     head_lr=module.optimizer_factory.keywords.get("lr", 1e-3), lr_min=ft["lr_min"], lr_max=ft["lr_max"])
-    scheduler = one_cycle(optimizer, lrs, total_steps=int(round(steps_per_epoch * epochs)), pct_start=ft.get("pct_start", 0.25))
+    with naming("optim"):
+        optimizer, lrs = stage_optimizer(module.net, module.optimizer_factory, module.stage or "unfrozen",
+                                         head_lr=module.optimizer_factory.keywords.get("lr", 1e-3), lr_min=ft["lr_min"], lr_max=ft["lr_max"])
+    with naming("finetune"):
+        scheduler = one_cycle(optimizer, lrs, total_steps=int(round(steps_per_epoch * epochs)), pct_start=ft.get("pct_start", 0.25))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
