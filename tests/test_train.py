@@ -320,9 +320,10 @@ def test_mistyped_key_gets_hydras_error_and_the_closest_name(tmp_path):
     ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
     ("data.scaling=bogus", "error: data.scaling='bogus': expected one of scale, center, standardize"),  # inside instantiate
     ("model.activation=tanh", "error: model.activation='tanh': expected relu or leaky_relu"),  # building the network
+    ("model.dropout_light=2", "error: model.dropout_light=2: expected a value in [0, 1)"),  # dcnn's second dropout
 ])
 def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, option, message):
-    model = ["model=dnn"] if option.startswith("model.") else []
+    model = [("model=dcnn" if "dropout_light" in option else "model=dnn")] if option.startswith("model.") else []
     done = run_cli("train.py", f"data.dir={data_dir}", f"paths.log_dir={tmp_path}", *model, option, cwd=tmp_path)
     assert done.returncode != 0
     assert message in done.stderr

@@ -63,8 +63,9 @@ def check_value_ranges(cfg: DictConfig) -> None:
     _number(cfg, "loss.label_smoothing", low=0, high=1, high_open=True)
     if cfg.loss.get("distill") and cfg.loss.distill.get("teachers"):
         _number(cfg, "loss.distill.weight", low=0, high=1, low_open=True)
-    if cfg.model.get("dropout") is not None:
-        _number(cfg, "model.dropout", low=0, high=1, high_open=True)
+    for key in ("dropout", "dropout_light"):  # dropout_light: dcnn's lighter dropouts
+        if cfg.model.get(key) is not None:
+            _number(cfg, f"model.{key}", low=0, high=1, high_open=True)
     if cfg.get("finetune"):
         _number(cfg, "finetune.frozen_epochs", low=0, integer=True)
         _number(cfg, "finetune.unfrozen_epochs", low=0, integer=True)
