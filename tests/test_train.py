@@ -359,6 +359,16 @@ def test_values_torch_refuses_are_one_line_naming_the_option(compose_train, over
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("overrides", [("optim=rmsprop",), ("optim=sgd", "optim.momentum=0")])
+def test_one_cycle_leaves_an_optimiser_without_momentum_without_it(compose_train, overrides):
+    # OneCycleLR cycles momentum 0.95 -> 0.85 by default, also where the config says momentum: 0.0:
+    # optim=rmsprop under the default schedule trained as RMSprop with heavy-ball momentum ~0.9.
+    cfg = compose_train("model=dnn", *overrides, "report=false", "validate_best=false")
+    _, run = train(cfg)
+    [group] = run.trainer.optimizers[0].param_groups
+    assert group["momentum"] == 0.0 and group["lr"] < group["max_lr"]  # the LR still follows the cycle
+
+
 def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):
     """Lightning 2.6's save_last refreshes last.ckpt only in epochs that save a best checkpoint;
     kmnist's last_checkpoint writes it every epoch, so resuming never loses epochs."""

@@ -66,13 +66,20 @@ def one_cycle_steps(total_steps: int, pct_start: float) -> int:
     return max(int(total_steps), math.ceil(2 / pct_start) + 1)
 
 
+def momentum_free(optimizer: torch.optim.Optimizer) -> bool:
+    """Configured with momentum 0 (plain SGD, RMSprop): OneCycleLR's default momentum cycle (0.95 ->
+    0.85) would give it the heavy-ball momentum its config says it has not."""
+    return "betas" not in optimizer.defaults and optimizer.defaults.get("momentum") == 0
+
+
 def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25):
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=one_cycle_steps(total_steps, pct_start),
-                                               pct_start=pct_start)
+                                               pct_start=pct_start, cycle_momentum=not momentum_free(optimizer))
 
 
-def schedule_length(factory: partial, interval: str, trainer: pl.Trainer) -> dict[str, int]:
-    """Fill in a scheduler's length from the trainer when its config leaves it out."""
+def schedule_length(factory: partial, interval: str, trainer: pl.Trainer, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Fill in a scheduler's length from the trainer when its config leaves it out (and, for an
+    optimiser without momentum, leave its momentum alone)."""
     params = inspect.signature(factory.func).parameters
     length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
     fill = {}
@@ -80,6 +87,8 @@ def schedule_length(factory: partial, interval: str, trainer: pl.Trainer) -> dic
         fill["total_steps"] = one_cycle_steps(length, factory.keywords.get("pct_start", 0.3))
     if "T_max" in params and factory.keywords.get("T_max") is None:
         fill["T_max"] = int(length)
+    if "cycle_momentum" in params and "cycle_momentum" not in factory.keywords and optimizer is not None and momentum_free(optimizer):
+        fill["cycle_momentum"] = False
     return fill
 
 
@@ -93,7 +102,7 @@ def build_optimizers(module: pl.LightningModule):
         optimizer = module.optimizer_factory(params=param_groups(module.net))
     if module.scheduler_factory is None:
         return optimizer
-    length = schedule_length(module.scheduler_factory, hparams.scheduler_interval, trainer)
+    length = schedule_length(module.scheduler_factory, hparams.scheduler_interval, trainer, optimizer)
     with naming("scheduler.fn"):
         scheduler = module.scheduler_factory(optimizer=optimizer, **length)
     config = {"scheduler": scheduler, "interval": hparams.scheduler_interval}
