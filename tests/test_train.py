@@ -140,6 +140,10 @@ def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, 
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.ckpt")
+    # A run folder (train.py's ckpt_path= takes one) exists: "not found" misled; name the file to pass.
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"run: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/last\.ckpt"):
+        load_checkpoint(tmp_path / "run")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not a kmnist checkpoint"):
         load_checkpoint(tmp_path / "other.ckpt")
