@@ -269,6 +269,9 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
     ("batch_size=0", "batch_size=0: expected a whole number >= 1"),
     ("checkpoints=[a.ckpt]|members=['model=cnnn']", "members[0]='model=cnnn': "),  # given members still train in the rounds
     ("accelerator=tpu", "accelerator=tpu: expected auto, cpu, gpu (or gpu:N) or mps"),  # was a torch traceback after the members trained
+    # Values train.py refuses: they composed, so the first members trained (hours) before the last was refused.
+    ("members=['seed=0','model=dnn seed=x']", "members[1]='model=dnn seed=x': seed='x': expected an integer"),
+    ("distill.overrides=['optim.lr=-1']", "distill.overrides=['optim.lr=-1']: optim.lr=-1: expected a value in (0, inf]"),
 ])
 def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, override, message):
     from hydra import compose, initialize_config_dir

@@ -14,9 +14,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kmnist.data.tta import resolve_views
 from kmnist.engine.inference import resolve_device
+from kmnist.engine.options import check_options
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
 from kmnist.utils.lists import as_list
+from kmnist.utils.overrides import quoted
 
 LIST_OPTIONS = ("train", "seeds", "members", "checkpoints")
 
@@ -59,9 +61,14 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
         runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]
     if cfg.distill.enabled:
         runs.append((f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides]))
+    dev = [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []  # as Pipeline.train_run adds it
     for option, overrides in runs:
         try:
-            compose([*map(str, cfg.train), *overrides])
+            run_cfg = compose([*map(str, cfg.train), *dev, *overrides])
         except (HydraException, OmegaConfBaseException) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"{option}: {first}") from None
+        try:  # and its values, as train.py checks them: `seed=x` in the last member composes
+            check_options(run_cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{option}: {err}") from None
