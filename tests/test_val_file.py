@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -29,12 +30,15 @@ def dev_accuracy(ckpt: str, data_dir: Path) -> float:
     return float((probs.argmax(1) == dev.labels).mean())
 
 
-def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tmp_path):
+def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tmp_path, caplog):
     cfg = compose_train("model=cnn", "data.val_file=${data.dir}/test_dev.csv.gz")
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_val_batches = None
-    metrics, _ = train(cfg)
+    with caplog.at_level(logging.INFO, logger="kmnist.tasks.train"):
+        metrics, _ = train(cfg)
+    # The closing line gives dev/acc (the estimate on new writers) beside val/acc, not only metrics.json.
+    assert f"val/acc = {metrics['val/acc']:.4f}, dev/acc = {metrics['dev/acc']:.4f} after 2 epochs" in caplog.text
 
     assert {"val/acc", "val/loss", "dev/acc", "dev/loss"} <= set(metrics)
     assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)

@@ -238,8 +238,9 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
         log_run_files(trainer.loggers, output_dir, metrics)  # after the report and metrics.json exist
         score = metrics.get(cfg.optimized_metric)
         epochs = trainer.current_epoch
-        log.info("%s = %s after %d epoch%s (%.1f s); best checkpoint: %s", cfg.optimized_metric, f"{score:.4f}" if isinstance(score, float) else score,
-                 epochs, "" if epochs == 1 else "s", train_seconds, metrics["best_ckpt"])
+        dev = f", dev/acc = {metrics['dev/acc']:.4f}" if cfg.optimized_metric != "dev/acc" and isinstance(metrics.get("dev/acc"), float) else ""
+        log.info("%s = %s%s after %d epoch%s (%.1f s); best checkpoint: %s", cfg.optimized_metric, f"{score:.4f}" if isinstance(score, float) else score,
+                 dev, epochs, "" if epochs == 1 else "s", train_seconds, metrics["best_ckpt"])
     finish_trackers(trainer.loggers)
     return metrics, TrainedRun(cfg, output_dir, datamodule, module, trainer)
 
