@@ -103,3 +103,23 @@ def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
     again = run_cli("train.py", *command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "6 of 6 trials done, 0 to run" in again.stderr + again.stdout
+
+
+def test_a_study_continued_with_other_overrides_is_refused(data_dir, tmp_path):
+    """A study's trials share their fixed overrides (the sweeper records them on every trial): a shrunk
+    try-out study continued by the real command mixed trials scored on other settings into one study,
+    its TPE model and its best trial. n_trials is the study's size, not a trial's setting: it may grow."""
+    command = ["-m", "hparams_search=optuna", "model=dnn", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    first = run_cli("train.py", *command, "hydra.sweeper.n_trials=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    other = [arg.replace("limit_train_batches=3", "limit_train_batches=5") for arg in command]
+    changed = run_cli("train.py", *other, "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    assert changed.returncode == 1, changed.stderr[-3000:]
+    assert changed.stderr.strip().splitlines()[-1] == (
+        "error: hydra.sweeper.study_name=dnn: its trials ran with other overrides (trainer.limit_train_batches: 3 -> 5); "
+        "repeat their command to continue this study, or start another with hydra.sweeper.study_name=NAME")
+    db = tmp_path / "multirun" / "optuna" / "dnn" / "study.db"
+    assert count_trials(db) == 1
+    more = run_cli("train.py", *command, "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "1 of 2 trials done, 1 to run" in more.stderr + more.stdout and finished_trials(db) == 2

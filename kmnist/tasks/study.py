@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 SQLITE = "sqlite:///"
 INTERRUPTED = "interrupted"  # user attribute of a trial a crash cut short
+_UNSET = object()
 
 
 def study_lock_path(storage: str | None, study_name: str, sweep_dir: str) -> Path | None:
@@ -46,8 +47,24 @@ def lock_study(storage: str | None, study_name: str, sweep_dir: str) -> ExitStac
     return held
 
 
-def resume_study(storage: str | None, study_name: str, n_trials: int) -> tuple[int, int]:
-    """(trials still to run, the next job number) for a study of `n_trials` trials in total.
+def check_same_overrides(study, fixed: dict) -> None:
+    """The sweeper records a launch's fixed overrides on each of its trials (user attributes): a launch
+    with others (a shrunk try-out's study continued by the real command) would mix trials scored on
+    other settings into one study, its sampler's model and its best trial."""
+    for trial in study.get_trials(deepcopy=False):
+        before = {key: value for key, value in trial.user_attrs.items() if key != INTERRUPTED}
+        if not before:  # queued, never launched
+            continue
+        if changed := sorted(key for key in before.keys() | fixed.keys() if before.get(key, _UNSET) != fixed.get(key, _UNSET)):
+            key = changed[0]
+            raise ConfigError(f"hydra.sweeper.study_name={study.study_name}: its trials ran with other overrides ({key}: "
+                              f"{before.get(key, 'unset')} -> {fixed.get(key, 'unset')}); repeat their command to continue this "
+                              "study, or start another with hydra.sweeper.study_name=NAME")
+
+
+def resume_study(storage: str | None, study_name: str, n_trials: int, fixed: dict | None = None) -> tuple[int, int]:
+    """(trials still to run, the next job number) for a study of `n_trials` trials in total, whose
+    launches all had the fixed overrides `fixed` (check_same_overrides; None: not checked).
 
     A trial still RUNNING in the storage was cut short by a crash (one sweep process per study, lock_study):
     it is marked failed and its parameters are queued to run again, first."""
@@ -62,6 +79,8 @@ def resume_study(storage: str | None, study_name: str, n_trials: int) -> tuple[i
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # a new study: the sweeper creates it
         return n_trials, 0
+    if fixed is not None:
+        check_same_overrides(study, fixed)
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         if trial.state == TrialState.RUNNING:
