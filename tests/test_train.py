@@ -320,6 +320,14 @@ def test_mistyped_key_gets_hydras_error_and_the_closest_name(tmp_path):
     assert "did you mean model.n_neurons?" in done.stderr
 
 
+def test_mistyped_group_option_gets_the_closest_option_and_key_hints_still_come(tmp_path):
+    done = run_cli("train.py", "model=cnnn", "optim.lrr=0.1", "callbacks=[default,emaa]", cwd=tmp_path)
+    assert done.returncode != 0 and "MissingConfigException" in done.stderr  # Hydra's own error, kept
+    assert "hint: model=cnnn: no such option; did you mean model=cnn?" in done.stderr
+    assert "hint: callbacks=emaa: no such option; did you mean callbacks=ema?" in done.stderr
+    assert "did you mean optim.lr?" in done.stderr  # the typo of a group option used to hide this one
+
+
 @pytest.mark.parametrize("option, message", [
     ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
     ("data.scaling=bogus", "error: data.scaling='bogus': expected one of scale, center, standardize"),  # inside instantiate

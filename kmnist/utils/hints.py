@@ -26,6 +26,26 @@ def config_keys(node, prefix: str = "") -> list[str]:
     return keys
 
 
+def group_option_hints(groups: list[str]) -> tuple[list[str], list[str]]:
+    """`did you mean` lines for group choices naming no file in conf/ (model=cnnn, callbacks=[default,emaa]),
+    and the group choices that do (the others would fail the compose, and every key hint with it)."""
+    hints, sound = [], []
+    for override in groups:
+        group, value = override.split("=", 1)
+        if group.startswith("hydra") or "(" in value:  # launchers come from plugins; sweep functions are not names
+            sound.append(override)
+            continue
+        names = [name.strip().strip("'\"") for name in value.strip("[]").split(",") if name.strip()]
+        missing = [name for name in names if name != "null" and not (CONF / group / f"{name}.yaml").is_file()]
+        options = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+        for name in missing:
+            if close := difflib.get_close_matches(name, options, n=1, cutoff=0.6):
+                hints.append(f"hint: {group}={name}: no such option; did you mean {group}={close[0]}?")
+        if not missing:
+            sound.append(override)
+    return hints, sound
+
+
 def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
     """`did you mean` lines for the overrides in argv whose key the composed config lacks."""
     from hydra import compose, initialize_config_dir
@@ -33,11 +53,10 @@ def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
 
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     # Group choices (model=dnn) change which keys exist; compose with them, and only them.
-    groups = [a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()]
+    hints, groups = group_option_hints([a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()])
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name=config_name, overrides=groups)
     known = config_keys(cfg)
-    hints = []
     for override in overrides:
         key = override.split("=", 1)[0]
         if key.startswith(("+", "~", "hydra")) or key in known:
