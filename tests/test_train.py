@@ -332,6 +332,8 @@ def test_mistyped_group_option_gets_the_closest_option_and_key_hints_still_come(
     ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
     ("data.scaling=bogus", "error: data.scaling='bogus': expected one of scale, center, standardize"),  # inside instantiate
     ("model.activation=tanh", "error: model.activation='tanh': expected relu or leaky_relu"),  # building the network
+    # Lightning's ModelCheckpoint finds a mistyped metric only after the first epoch, with a traceback.
+    ("optimized_metric=val/acuracy", "error: optimized_metric=val/acuracy: not a metric this run logs; did you mean val/acc?"),
     ("model.dropout_light=2", "error: model.dropout_light=2: expected a value in [0, 1)"),  # dcnn's second dropout
 ])
 def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, option, message):
@@ -346,7 +348,8 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
     (["scheduler.interval=hour"], "scheduler.interval=hour: expected step or epoch"),
     (["scheduler=plateau", "scheduler.monitor=null"],
      "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; name it, e.g. scheduler.monitor=val/loss"),
-    (["scheduler=plateau", "scheduler.monitor=val/accuracy"], "scheduler.monitor=val/accuracy: not a metric this run logs; one of "
+    (["scheduler=plateau", "scheduler.monitor=val/accuracy"], "scheduler.monitor=val/accuracy: not a metric this run logs; did you mean val/acc?"),
+    (["scheduler=plateau", "scheduler.monitor=accuracy"], "scheduler.monitor=accuracy: not a metric this run logs; one of "
      "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, time/train_seconds, time/epoch_seconds"),
 ])
 def test_bad_schedule_options_are_one_line_before_training(compose_train, overrides, message):

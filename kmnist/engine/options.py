@@ -8,6 +8,7 @@ the data module, which knows the data.
 
 from __future__ import annotations
 
+import difflib
 from numbers import Number
 
 from omegaconf import DictConfig, OmegaConf
@@ -143,13 +144,22 @@ def check_scheduler(cfg: DictConfig) -> None:
     if not monitor and str(scheduler.fn.get("_target_", "")).endswith("ReduceLROnPlateau"):
         raise ConfigError("scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; "
                           "name it, e.g. scheduler.monitor=val/loss")
-    if monitor and monitor not in LOGGED_METRICS:
-        raise ConfigError(f"scheduler.monitor={monitor}: not a metric this run logs; one of {', '.join(LOGGED_METRICS)}")
+    check_logged("scheduler.monitor", monitor)
+
+
+def check_logged(key: str, metric) -> None:
+    """A metric name an option watches must be one the run logs: optimized_metric=val/acuracy trained a
+    whole epoch, then ended in ModelCheckpoint's traceback."""
+    if metric and str(metric) not in LOGGED_METRICS:
+        close = difflib.get_close_matches(str(metric), LOGGED_METRICS, n=1)
+        raise ConfigError(f"{key}={metric}: not a metric this run logs; " + (f"did you mean {close[0]}?" if close else f"one of {', '.join(LOGGED_METRICS)}"))
 
 
 def check_dev_metrics(cfg: DictConfig) -> None:
     """A dev/* metric needs the dev file: without one (dev_file found neither test_dev.csv.gz nor
     test_labelled.csv.gz) a dev_* grid would train every job and then rank none of them."""
+    for key in ("optimized_metric", "leaderboard_metric"):
+        check_logged(key, cfg.get(key))
     if cfg.data.get("val_file"):
         return
     for key in ("optimized_metric", "leaderboard_metric"):
