@@ -205,3 +205,25 @@ def test_find_sweep_picks_the_sweep_written_last_whatever_its_name(tmp_path):
     for job in named.iterdir():
         os.utime(job, (1_000_000, 1_000_000))  # written long before the dated one
     assert find_sweep(tmp_path) == dated
+
+
+@pytest.mark.parametrize("behind", [1.5, 30.0], ids=["2-second file times", "file server's clock behind"])
+def test_a_crash_of_this_launch_fails_it_whatever_time_its_file_carries(tmp_path, behind):
+    """A job of this launch crashed, but its failed.txt carries a time before the launch (FAT's 2-second
+    times, an NFS server's clock behind the submitting host's): the sweep still exits 1 for it; the
+    earlier launch's failed.txt, there before this one started, still does not count."""
+    import os
+    import time
+
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "0" / "failed.txt").write_text("RuntimeError: an earlier launch's crash\n")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    callback = LeaderboardCallback()
+    callback.on_multirun_start(config=config)
+    (sweep / "1").mkdir()
+    (sweep / "1" / "failed.txt").write_text("RuntimeError: this launch's crash\n")
+    stamp = time.time() - behind
+    os.utime(sweep / "1" / "failed.txt", (stamp, stamp))
+    with pytest.raises(SystemExit, match=r"1 job of this sweep crashed \(job 1: RuntimeError: this launch's crash\)"):
+        callback.on_multirun_end(config=config)

@@ -7,7 +7,6 @@ ends, not on every start (0.7-0.8 s of matplotlib alone on a 2-core CPU)."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -22,10 +21,25 @@ class LeaderboardCallback(Callback):
     a failure, so any error is logged as a warning; a job that crashed (kmnist.tasks.wrapper.sweep_job)
     does: the sweep exits 1 after ranking the others."""
 
-    launched = 0.0  # when this multirun started: older failed.txt files are an earlier launch's
+    before: dict[Path, tuple[int, int]] | None = None  # the failed.txt files there when this multirun started
+
+    @staticmethod
+    def failed_jobs(sweep_dir) -> dict[Path, tuple[int, int]]:
+        """Each job's failed.txt, by what tells one written anew (a job removes its own when it starts,
+        and the file is renamed into place): its inode and modification time."""
+        found = {}
+        for path in Path(sweep_dir).glob(f"*/{FAILED_JOB_FILE}"):
+            try:
+                stat = path.stat()
+            except OSError:  # gone meanwhile: a job removing its own as it starts again
+                continue
+            found[path] = (stat.st_ino, stat.st_mtime_ns)
+        return found
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        self.launched = time.time()
+        # Not a clock: a file's time is the file server's and as coarse as its file system's (2 s
+        # on FAT), and a crash of this launch stamped before its start would go unreported.
+        self.before = self.failed_jobs(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
@@ -39,8 +53,8 @@ class LeaderboardCallback(Callback):
             log.warning("could not write the sweep leaderboard: %s", error)
         # A resumed Optuna study (or a fixed hydra.sweep.dir) keeps the crashed jobs of its earlier
         # launches: they stay ranked as failed, but only a crash of this launch fails this one.
-        # The second of slack: file times may be coarser than time.time().
-        crashed = sorted(p for p in Path(config.hydra.sweep.dir).glob(f"*/{FAILED_JOB_FILE}") if p.stat().st_mtime >= self.launched - 1)
+        # What failed.txt was there at the start, unchanged, is an earlier launch's.
+        crashed = sorted(p for p, seen in self.failed_jobs(config.hydra.sweep.dir).items() if (self.before or {}).get(p) != seen)
         if crashed:  # ranked without them; the exit status still says so, as Hydra's would have
             jobs = ", ".join(p.parent.name for p in crashed)
             raise SystemExit(f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
