@@ -309,3 +309,22 @@ def test_a_second_download_into_the_folder_waits_for_the_first(server, dataset, 
         assert second.is_alive() and partial_file.is_file() and sum(server.state.hits.values()) == 0
     second.join(timeout=60)
     assert not second.is_alive() and (dest / "train.csv.gz").is_file() and leftovers(dest) == []
+
+
+def test_a_verified_folder_that_cannot_be_written_is_still_checked(server, dataset, tmp_path, monkeypatch):
+    """A shared, read-only data folder already downloaded: the check passes as before the lock, which
+    it cannot create there (EROFS; EACCES for a folder of another user's)."""
+    import errno
+    import os
+
+    dest = fetch(server, dataset, tmp_path / "out")
+    (dest / LOCK_NAME).unlink()
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if str(path).endswith(LOCK_NAME):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert fetch(server, dataset, dest) == dest and sum(server.state.hits.values()) == 6  # the first download's only

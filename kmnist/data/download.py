@@ -11,6 +11,8 @@ a good one. Two downloads into one folder take turns (a lock on its `.download.l
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import os
 import signal
@@ -147,10 +149,18 @@ def download(
     console = Console(stderr=True)
     # One download into a folder at a time: a second would remove the first's partial files as stale,
     # and both would write the same CSVs. The second waits, then finds the files verified.
-    with exclusive_lock(dest / LOCK_NAME, wait=False) as held:
-        if not held and progress:
-            console.print(f"another download into {dest} is running; waiting for it to finish")
-    with exclusive_lock(dest / LOCK_NAME):
+    try:
+        with exclusive_lock(dest / LOCK_NAME, wait=False) as held:
+            if not held and progress:
+                console.print(f"another download into {dest} is running; waiting for it to finish")
+        lock = exclusive_lock(dest / LOCK_NAME)
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # A folder this process cannot write (read-only, shared): no download can run into it to take
+        # turns with; its files are checked as they are, and one to fetch fails on its own write.
+        lock = contextlib.nullcontext()
+    with lock:
         return _download(dest, base_url, retries, backoff, force, checksums, expected_counts, console, progress, timeout)
 
 
