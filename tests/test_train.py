@@ -328,6 +328,17 @@ def test_mistyped_group_option_gets_the_closest_option_and_key_hints_still_come(
     assert "did you mean optim.lr?" in done.stderr  # the typo of a group option used to hide this one
 
 
+def test_a_nested_group_choice_is_no_unknown_key():
+    """data/augment=... picks a file of conf/data/augment: it got 'did you mean data.augment?', wrong
+    beside the option's own hint (data.augment=deform is no option of the augment group)."""
+    from kmnist.utils.hints import unknown_key_hints
+
+    assert unknown_key_hints("config", ["data/augment=deform", "trainer.max_epoch=3"]) == [
+        "hint: 'trainer.max_epoch' is not a config key; did you mean trainer.max_epochs?"]
+    assert unknown_key_hints("config", ["data/augment=deformm"]) == [
+        "hint: data/augment=deformm: no such option; did you mean data/augment=deform?"]
+
+
 @pytest.mark.parametrize("option, message", [
     ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
     ("data.scaling=bogus", "error: data.scaling='bogus': expected one of scale, center, standardize"),  # inside instantiate

@@ -53,13 +53,14 @@ def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
 
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     # Group choices (model=dnn) change which keys exist; compose with them, and only them.
-    hints, groups = group_option_hints([a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()])
+    choices = [a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()]  # data/augment=deform: a choice, not a key
+    hints, groups = group_option_hints(choices)
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name=config_name, overrides=groups)
     known = config_keys(cfg)
     for override in overrides:
         key = override.split("=", 1)[0]
-        if key.startswith(("+", "~", "hydra")) or key in known:
+        if key.startswith(("+", "~", "hydra")) or key in known or override in choices:
             continue
         if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
