@@ -144,6 +144,10 @@ def test_checkpoint_errors(tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match=r"run: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/last\.ckpt"):
         load_checkpoint(tmp_path / "run")
+    # Its checkpoints/ folder itself: the example is a file in it, not checkpoints/checkpoints/last.ckpt.
+    (tmp_path / "run" / "checkpoints" / "epoch_002-score_0.9000.ckpt").touch()
+    with pytest.raises(CheckpointError, match=r"checkpoints: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/epoch_002"):
+        load_checkpoint(tmp_path / "run" / "checkpoints")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not a kmnist checkpoint"):
         load_checkpoint(tmp_path / "other.ckpt")

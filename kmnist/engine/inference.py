@@ -54,7 +54,9 @@ class LoadedModel:
 def load_checkpoint(path: str | Path) -> LoadedModel:
     path = Path(path)
     if path.is_dir():  # a run folder, as train.py's ckpt_path= takes: it exists, so "not found" would mislead
-        raise CheckpointError(f"{path}: a folder, not a checkpoint; pass a .ckpt file in it, e.g. {path / 'checkpoints' / 'last.ckpt'}")
+        found = sorted(path.glob("*.ckpt")) or sorted((path / "checkpoints").glob("*.ckpt"))  # its checkpoints/ itself, or the run's
+        example = next((p for p in found if p.name == "last.ckpt"), found[0] if found else path / "checkpoints" / "last.ckpt")
+        raise CheckpointError(f"{path}: a folder, not a checkpoint; pass a .ckpt file in it, e.g. {example}")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found (pass ckpt=PATH to a .ckpt written by train.py)")
     if kind := _exported_kind(path):
