@@ -399,6 +399,26 @@ def test_one_cycle_leaves_an_optimiser_without_momentum_without_it(compose_train
     assert group["momentum"] == 0.0 and group["lr"] < group["max_lr"]  # the LR still follows the cycle
 
 
+@pytest.mark.parametrize("target", ["torch.optim.Adagrad", "torch.optim.Adadelta"])
+def test_one_cycle_builds_for_an_optimiser_with_no_momentum_at_all(target):
+    """No momentum and no betas (optim._target_=torch.optim.Adagrad): OneCycleLR's momentum cycle
+    refused it ('optimizer must support momentum or beta1'), also in the fine-tuning stages, where
+    no option turns the cycle off."""
+    from functools import partial
+    from types import SimpleNamespace
+
+    from hydra.utils import get_class
+
+    from kmnist.engine.optimizers import one_cycle, schedule_length
+
+    optimizer = get_class(target)([torch.nn.Parameter(torch.zeros(2))], lr=0.01)
+    scheduler = one_cycle(optimizer, [0.01], total_steps=20)
+    assert scheduler.cycle_momentum is False
+    factory = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.01, total_steps=20)
+    trainer = SimpleNamespace(estimated_stepping_batches=20, max_epochs=1)
+    assert schedule_length(factory, "step", trainer, optimizer)["cycle_momentum"] is False
+
+
 def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):
     """Lightning 2.6's save_last refreshes last.ckpt only in epochs that save a best checkpoint;
     kmnist's last_checkpoint writes it every epoch, so resuming never loses epochs."""

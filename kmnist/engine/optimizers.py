@@ -68,8 +68,9 @@ def one_cycle_steps(total_steps: int, pct_start: float) -> int:
 
 def momentum_free(optimizer: torch.optim.Optimizer) -> bool:
     """Configured with momentum 0 (plain SGD, RMSprop): OneCycleLR's default momentum cycle (0.95 ->
-    0.85) would give it the heavy-ball momentum its config says it has not."""
-    return "betas" not in optimizer.defaults and optimizer.defaults.get("momentum") == 0
+    0.85) would give it the heavy-ball momentum its config says it has not. With no momentum at all
+    (Adagrad, Adadelta), OneCycleLR would refuse to build."""
+    return "betas" not in optimizer.defaults and not optimizer.defaults.get("momentum")
 
 
 def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25):
