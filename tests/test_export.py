@@ -75,9 +75,21 @@ def test_a_failed_check_keeps_the_earlier_export(checkpoint, tmp_path):
     # the check fails, as when a new runtime's outputs drift past the tolerance.
     assert good["max_abs_diff"] > 0
     with pytest.raises(ExportError, match=r"model.onnx: exported outputs differ from PyTorch's .*not written"):
-        export(checkpoint, "onnx", tmp_path / "model.onnx", atol=0.0)
+        export(checkpoint, "onnx", tmp_path / "model.onnx", atol=0.0, overwrite=True)
     assert (tmp_path / "model.onnx").read_bytes() == before and good["max_abs_diff"] < 1e-4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temporary left behind
+
+
+def test_an_existing_output_is_replaced_only_when_asked(checkpoint, tmp_path):
+    """As predict.py's output=: a file named by hand may be anything (another model's export, a report)."""
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"someone else's file")
+    with pytest.raises(ConfigError, match=r"^output=.*model.onnx: already exists; pass overwrite=true to replace it"):
+        export(checkpoint, "onnx", other)
+    assert other.read_bytes() == b"someone else's file"
+    assert export(checkpoint, "onnx", other, overwrite=True)["output"] == str(other) and other.read_bytes() != b"someone else's file"
+    default = export(checkpoint, "torchscript")["output"]  # beside the checkpoint: a re-export replaces its own
+    assert export(checkpoint, "torchscript")["output"] == default
 
 
 def test_export_into_a_folder_is_refused_before_the_work(checkpoint, tmp_path):

@@ -39,7 +39,10 @@ class ExportedClassifier(nn.Module):
         return torch.softmax(self.net(self.preprocess(pixels / 255.0)), dim=-1)
 
 
-def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4) -> dict:
+def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4,
+           overwrite: bool = False) -> dict:
+    """Write `ckpt` as `fmt` to `output` (default: the checkpoint's path with .onnx / .pt, replaced freely);
+    an `output` that already exists is replaced only with `overwrite`, as predict.py's submissions."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     if not isinstance(ckpt, (str, Path)):
@@ -50,6 +53,8 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         raise ConfigError(f"atol={atol!r}: expected a tolerance >= 0, e.g. 1e-4")
     if output and Path(output).is_dir():  # else the finished, checked export fails at its rename
         raise ConfigError(f"output={output}: is a folder; name the file, e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}")
+    if output and Path(output).exists() and not overwrite:  # before the work, not after it
+        raise ConfigError(f"output={output}: already exists; pass overwrite=true to replace it, or name another file")
     model = load_checkpoint(ckpt)
     wrapper = ExportedClassifier(model).eval()
     output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])
@@ -91,7 +96,7 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    task_wrapper(lambda cfg: export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol))(cfg)
+    task_wrapper(lambda cfg: export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol, cfg.overwrite))(cfg)
 
 
 if __name__ == "__main__":
