@@ -45,12 +45,20 @@ def test_import_kmnist_stays_light():
 
 def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeypatch):
     import kmnist
+    from kmnist.errors import ConfigError
 
     monkeypatch.chdir(tmp_path)
     png = lambda augment, split: kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split)._repr_png_()  # noqa: E731
     # Same rows either way (the loader's order is seeded), so only the augmentation can tell them apart.
     assert png("strong", "train") != png("none", "train")
     assert png("strong", "val") == png("none", "val")
+    # Each validation set by its name; one the config lacks is one line, not an IndexError.
+    dev = kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", "data.val_file=${dev_file}", n=16, split="dev")._repr_png_()
+    assert dev != png("none", "val")
+    with pytest.raises(ConfigError, match=r"^split='dev': this config has no dev set \(data.val_file=null\)"):
+        png("none", "dev")
+    with pytest.raises(ConfigError, match=r"^split='val': this config has no such set \(data.val_writers=0"):
+        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", split="val")
 
 
 def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypatch):

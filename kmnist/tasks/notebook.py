@@ -130,8 +130,8 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     """`n` images of a batch exactly as the network receives them (augmented for `train`)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n={n!r}: expected a number of images >= 1")
-    if split not in ("train", "val"):
-        raise ConfigError(f"split={split!r}: expected 'train' or 'val'")
+    if split not in ("train", "val", "dev"):
+        raise ConfigError(f"split={split!r}: expected 'train', 'val' (the held-out writers) or 'dev' (data.val_file)")
     import torch
     from hydra.utils import instantiate
 
@@ -141,9 +141,16 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     cfg = compose_run("config", overrides, record=False)
     datamodule = instantiate(cfg.data, **network_input(cfg))  # sized for the network, as train() does
     datamodule.setup("fit")
-    loader = datamodule.train_dataloader() if split == "train" else datamodule.val_dataloader()
+    if split == "train":
+        loader = datamodule.train_dataloader()
+    elif split in datamodule.val_set_names:
+        loader = datamodule.val_dataloader()[list(datamodule.val_set_names).index(split)]
+    else:
+        raise ConfigError(f"split={split!r}: this config has no such set (data.val_writers=0 holds out no writer; "
+                          f"data.val_file=null validates on no file)" if split == "val" else
+                          f"split={split!r}: this config has no dev set (data.val_file=null)")
     with torch.random.fork_rng():  # a preview must not move the global RNG a later train() starts from
-        images, labels = next(iter(loader[0] if isinstance(loader, list) else loader))
+        images, labels = next(iter(loader))
         images, labels, *_ = datamodule.transform((images[:n], labels[:n]), train=split == "train")
     return Picture(batch_figure(images.float(), labels, n=n, title=f"{split} batch as the network sees it ({cfg.model.name})"))
 
