@@ -35,6 +35,7 @@ def final_state(run_dir: Path) -> tuple[dict, dict]:
 def test_sigkill_then_resume_matches_uninterrupted_run(data_dir, tmp_path):
     done = run_cli("train.py", *args(data_dir, tmp_path / "straight"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "litlogger" not in done.stdout + done.stderr and "LeafSpec" not in done.stderr  # Lightning's advert and its own deprecation
     straight_metrics, straight_weights = final_state(tmp_path / "straight")
 
     # Start the same run and kill it without warning once it has saved an epoch.

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -55,10 +56,27 @@ def one_line_per_log_record() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
+class _NoAdverts(logging.Filter):
+    """Lightning's Trainer prints a tip to install its cloud logger (litlogger) on every run, unless that
+    logger is in use: an advert, not a message about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+def quiet_library_noise() -> None:
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in logger.filters):
+        logger.addFilter(_NoAdverts())
+    # Lightning's own use of torch's pytree API, deprecated by this torch: nothing a user can change.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module="lightning")
+
+
 def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(task)
     def run(cfg, *args, **kwargs) -> T:
         one_line_per_log_record()
+        quiet_library_noise()
         try:
             return task(cfg, *args, **kwargs)
         except Exception as err:
