@@ -15,7 +15,7 @@ from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from kmnist.engine.inference import load_checkpoint, predict_proba
 from kmnist.errors import CheckpointError, ConfigError
@@ -302,12 +302,18 @@ def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose
         # Another seed holds out other writers: validation would be on rows the network trained on.
         (run_ckpt, ["model=cnn", "scheduler=onecycle", "seed=0"], "trained with seed=42, this run has seed=0: the held-out rows would differ"),
         (run_ckpt, ["model=cnn", "scheduler=onecycle", "data.split=stratified"], "trained with data.split=writer, this run has data.split=stratified"),
+        # More steps an epoch would step past the restored schedule's end after the whole run; fewer, end it early.
+        (run_ckpt, ["model=cnn", "scheduler=onecycle", "data.batch_size=7"], "its one-cycle schedule was laid out for data.batch_size="),
+        (run_ckpt, ["model=cnn", "scheduler=onecycle", "+trainer.accumulate_grad_batches=2"],
+         "its one-cycle schedule was laid out for trainer.accumulate_grad_batches=1, this run has trainer.accumulate_grad_batches=2"),
     ]
+    late = ("trainer.", "data.batch_size=")  # set after compose_train's shrink, which sets them itself
     for ckpt, overrides, message in cases:
-        cfg = compose_train(*[o for o in overrides if not o.startswith("trainer.")], "report=false")
+        cfg = compose_train(*[o for o in overrides if not o.startswith(late)], "report=false")
         with open_dict(cfg):
             cfg.ckpt_path = ckpt
-            cfg.trainer.max_epochs = int(overrides[-1].split("=")[1]) if overrides[-1].startswith("trainer.") else 1
+            for key, value in (o.split("=") for o in overrides if o.startswith(late)):
+                OmegaConf.update(cfg, key, int(value))
         with pytest.raises(CheckpointError, match=re.escape(message)):
             train(cfg)
     # The same options continue the run.

@@ -41,6 +41,41 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
     if target.endswith("OneCycleLR") and isinstance(epochs, int) and isinstance(wanted, int) and wanted > epochs:
         raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
                               f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run")
+    if target.endswith("OneCycleLR") or saved.get("finetune"):  # fine-tuning runs a one-cycle per stage
+        _check_same_schedule(path, saved, cfg)
+
+
+# What lays out a one-cycle schedule's steps (with trainer.max_epochs, above; fine-tuning's stages too).
+# Restored, the schedule keeps its old length: more steps an epoch would step past its end ("Tried to
+# step N times") after hours of training; fewer would stop it before the LR has come down.
+SCHEDULE_KEYS = ("data.batch_size", "trainer.accumulate_grad_batches", "trainer.limit_train_batches", "finetune.frozen_epochs",
+                 "finetune.unfrozen_epochs", "finetune.pct_start", "scheduler.fn.pct_start")
+
+
+# Lightning's values for Trainer arguments conf/trainer leaves out (+trainer.accumulate_grad_batches=2).
+TRAINER_DEFAULTS = {"trainer.accumulate_grad_batches": 1, "trainer.limit_train_batches": 1.0}
+
+
+def _check_same_schedule(path: str, saved: dict, cfg: DictConfig) -> None:
+    for key in SCHEDULE_KEYS:
+        default = TRAINER_DEFAULTS.get(key, _MISSING)
+        before, current = _lookup(saved, key, default), OmegaConf.select(cfg, key, default=None)
+        current = default if current is None else current
+        if before is not _MISSING and before != current:
+            shown = "(absent)" if current is _MISSING else current
+            raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
+                                  f"{key}={shown}; resume with {key}={before}, or train a new run")
+
+
+_MISSING = object()
+
+
+def _lookup(config: dict, dotted: str, default=_MISSING):
+    for part in dotted.split("."):
+        if not isinstance(config, dict) or part not in config or config[part] is None:
+            return default
+        config = config[part]
+    return config
 
 
 # What decides which rows validate, by data.split: resumed with another value, the held-out rows
