@@ -3,6 +3,8 @@ built, as one line naming `option=value`."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import CONF, run_cli
 from test_recipes import composed
@@ -135,3 +137,26 @@ def test_which_way_the_optimized_metric_improves_follows_its_name(metric, mode, 
     cfg = composed(f"optimized_metric={metric}", "callbacks=[default,early_stopping]", "hparams_search=optuna")
     assert cfg.callbacks.model_checkpoint.mode == mode and cfg.callbacks.early_stopping.mode == mode
     assert cfg.hydra.sweeper.direction == direction
+
+
+def test_a_one_cycle_resume_tells_one_batch_from_the_whole_epoch(tmp_path):
+    """Lightning reads limit_train_batches=1 as one batch an epoch and 1.0 as all of them (Python's
+    1 == 1.0 is no guide); another scheduler or no finetune= is named as such, not as a key to set."""
+    import torch
+
+    from kmnist.engine.resumable import check_resume_checkpoint
+    from kmnist.errors import CheckpointError
+
+    def saved(*overrides: str) -> str:
+        cfg = composed("model=cnn", *overrides)
+        config = {"trainer": {"max_epochs": cfg.trainer.max_epochs, "limit_train_batches": cfg.trainer.limit_train_batches},
+                  "scheduler": {"fn": {"_target_": cfg.scheduler.fn._target_, "pct_start": cfg.scheduler.fn.pct_start}}}
+        torch.save({"pytorch-lightning_version": "2.6", "state_dict": {}, "hyper_parameters": {"config": config}}, tmp_path / "last.ckpt")
+        return str(tmp_path / "last.ckpt")
+
+    check_resume_checkpoint(saved("scheduler=onecycle"), composed("model=cnn", "scheduler=onecycle", "trainer.limit_train_batches=1.0"))
+    for before, now in (("trainer.limit_train_batches=1", []), ("trainer.limit_train_batches=1.0", ["trainer.limit_train_batches=1"])):
+        with pytest.raises(CheckpointError, match=rf"laid out for {re.escape(before)}, this run has trainer.limit_train_batches="):
+            check_resume_checkpoint(saved("scheduler=onecycle", before), composed("model=cnn", "scheduler=onecycle", *now))
+    with pytest.raises(CheckpointError, match=r"this run has no scheduler.fn.pct_start \(another scheduler= or finetune=\); resume with the options"):
+        check_resume_checkpoint(saved("scheduler=onecycle"), composed("model=cnn", "scheduler=cosine"))

@@ -61,10 +61,22 @@ def _check_same_schedule(path: str, saved: dict, cfg: DictConfig) -> None:
         default = TRAINER_DEFAULTS.get(key, _MISSING)
         before, current = _lookup(saved, key, default), OmegaConf.select(cfg, key, default=None)
         current = default if current is None else current
-        if before is not _MISSING and before != current:
-            shown = "(absent)" if current is _MISSING else current
-            raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
-                                  f"{key}={shown}; resume with {key}={before}, or train a new run")
+        if before is _MISSING or _meaning(key, before) == _meaning(key, current):
+            continue
+        if current is _MISSING:  # another scheduler, or no finetune=: the key itself is not there to set
+            raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has no {key} "
+                                  f"(another scheduler= or finetune=); resume with the options it was trained with (its run's "
+                                  f".hydra/config.yaml), or train a new run")
+        raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
+                              f"{key}={current}; resume with {key}={before}, or train a new run")
+
+
+def _meaning(key: str, value):
+    """Lightning reads an int limit_train_batches as a number of batches, a float as a share of the epoch:
+    1 (one batch) is not 1.0 (all of them), though Python's == says they are."""
+    if key == "trainer.limit_train_batches" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("share" if isinstance(value, float) else "batches", value)
+    return value
 
 
 _MISSING = object()
