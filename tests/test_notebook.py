@@ -57,8 +57,11 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
     assert dev != png("none", "val")
     with pytest.raises(ConfigError, match=r"^split='dev': this config has no dev set \(data.val_file=null\)"):
         png("none", "dev")
-    with pytest.raises(ConfigError, match=r"^split='val': this config has no such set \(data.val_writers=0"):
+    with pytest.raises(ConfigError, match=r"^split='val': this config holds out no rows \(data.split=writer, data.val_writers=0\)$"):
         kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", split="val")
+    # With a dev set, not a word that data.val_file is null; the set it has is named.
+    with pytest.raises(ConfigError, match=r"^split='val': .*\(data.split=writer, data.val_writers=0\); its data.val_file set is split='dev'$"):
+        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", "data.val_file=${dev_file}", split="val")
 
 
 def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypatch):

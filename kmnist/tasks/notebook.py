@@ -145,10 +145,12 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
         loader = datamodule.train_dataloader()
     elif split in datamodule.val_set_names:
         loader = datamodule.val_dataloader()[list(datamodule.val_set_names).index(split)]
+    elif split == "val":  # the share held out is data.split's own option
+        share = {"writer": "val_writers", "stratified": "val_fraction", "first_n": "val_rows"}.get(datamodule.split, "val_writers")
+        raise ConfigError(f"split='val': this config holds out no rows (data.split={datamodule.split}, data.{share}=0)"
+                          + ("; its data.val_file set is split='dev'" if "dev" in datamodule.val_set_names else ""))
     else:
-        raise ConfigError(f"split={split!r}: this config has no such set (data.val_writers=0 holds out no writer; "
-                          f"data.val_file=null validates on no file)" if split == "val" else
-                          f"split={split!r}: this config has no dev set (data.val_file=null)")
+        raise ConfigError(f"split={split!r}: this config has no dev set (data.val_file=null)")
     with torch.random.fork_rng():  # a preview must not move the global RNG a later train() starts from
         images, labels = next(iter(loader))
         images, labels, *_ = datamodule.transform((images[:n], labels[:n]), train=split == "train")
