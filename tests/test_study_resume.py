@@ -12,9 +12,12 @@ import time
 
 import optuna
 import pandas as pd
+import pytest
 from conftest import ROOT, run_cli
 from optuna.trial import TrialState
 from test_sweeps import tiny_run
+
+from kmnist.errors import ConfigError
 
 
 def count_trials(db, where: str = "") -> int:
@@ -123,3 +126,23 @@ def test_a_study_continued_with_other_overrides_is_refused(data_dir, tmp_path):
     more = run_cli("train.py", *command, "hydra.sweeper.n_trials=2", cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-3000:]
     assert "1 of 2 trials done, 1 to run" in more.stderr + more.stdout and finished_trials(db) == 2
+
+
+def test_a_trial_killed_while_its_overrides_were_recorded_does_not_block_the_study(tmp_path):
+    """The sweeper records a trial's fixed overrides one attribute at a time: a SIGKILL between two left a
+    RUNNING trial with only some, and the same command was refused ('data.dir: unset -> ...')."""
+    from kmnist.tasks.study import resume_study
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    fixed = {"model": "dnn", "data.dir": "/data", "trainer.max_epochs": "1"}
+    study = optuna.create_study(study_name="dnn", storage=storage, direction="maximize")
+    done = study.ask({"lr": optuna.distributions.LogUniformDistribution(1e-4, 1e-1)})
+    for key, value in fixed.items():
+        done.set_user_attr(key, value)
+    study.tell(done, 0.9)
+    cut_short = study.ask()  # killed after its first attribute: still RUNNING in the storage
+    cut_short.set_user_attr("model", "dnn")
+    assert resume_study(storage, "dnn", 3, fixed) == (2, 2)
+    # A finished trial's overrides still count: another command is refused.
+    with pytest.raises(ConfigError, match=r"its trials ran with other overrides \(data.dir: /data -> /elsewhere\)"):
+        resume_study(storage, "dnn", 3, {**fixed, "data.dir": "/elsewhere"})

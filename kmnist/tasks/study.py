@@ -51,8 +51,14 @@ def check_same_overrides(study, fixed: dict) -> None:
     """The sweeper records a launch's fixed overrides on each of its trials (user attributes): a launch
     with others (a shrunk try-out's study continued by the real command) would mix trials scored on
     other settings into one study, its sampler's model and its best trial."""
+    from optuna.trial import TrialState
+
     for trial in study.get_trials(deepcopy=False):
-        before = {key: value for key, value in trial.user_attrs.items() if key != INTERRUPTED}
+        # Only trials whose job ran: the sweeper sets the attributes one by one, so a trial a kill cut
+        # short (still RUNNING here, or marked INTERRUPTED by an earlier launch) may hold only some.
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) or INTERRUPTED in trial.user_attrs:
+            continue
+        before = dict(trial.user_attrs)
         if not before:  # queued, never launched
             continue
         if changed := sorted(key for key in before.keys() | fixed.keys() if before.get(key, _UNSET) != fixed.get(key, _UNSET)):
