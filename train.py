@@ -18,10 +18,14 @@ def main(cfg: DictConfig) -> float | None:
     from kmnist.tasks.train import train
 
     result = sweep_job(task_wrapper(train))(cfg)
-    if result is None:  # a sweep's crashed job (sweep_continue_on_crash): None is a failed trial to Optuna (NaN breaks its tell)
+    if (
+        result is None
+    ):  # a sweep's crashed job (sweep_continue_on_crash): None is a failed trial to Optuna (NaN breaks its tell)
         return None
     metrics, run = result
-    return metrics.get(run.cfg.optimized_metric)  # the derived metric (dev/acc when validating on data.val_file alone)
+    return metrics.get(
+        run.cfg.optimized_metric
+    )  # the derived metric (dev/acc when validating on data.val_file alone)
 
 
 if __name__ == "__main__":
@@ -30,6 +34,8 @@ if __name__ == "__main__":
     from kmnist.utils.hints import run_with_hints
     from kmnist.utils.ranks import hydra_overrides_for_rank
 
-    sys.argv += hydra_overrides_for_rank(sys.argv)  # torchrun/srun ranks 1..N-1: rank 0 owns the run directory
+    sys.argv += hydra_overrides_for_rank(
+        sys.argv
+    )  # torchrun/srun ranks 1..N-1: rank 0 owns the run directory
 
     run_with_hints(main, "config")

@@ -21,8 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(model: str, epochs: int, extra: list[str], log_dir: Path) -> dict:
-    args = [sys.executable, str(ROOT / "train.py"), f"model={model}", f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={log_dir}", *extra]
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"model={model}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        "report=false",
+        f"paths.log_dir={log_dir}",
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -30,12 +38,20 @@ def run(model: str, epochs: int, extra: list[str], log_dir: Path) -> dict:
         raise SystemExit(f"error: {model} failed:\n{done.stderr[-2000:]}")
     metrics_file = max(log_dir.glob("runs/*/*/metrics.json"), key=lambda p: p.stat().st_mtime)
     metrics = json.loads(metrics_file.read_text())
-    return {"model": model, "epochs": epochs, "val_acc": metrics["val/acc"], "train_seconds": metrics["train_seconds"],
-            "process_seconds": round(wall, 1), "overrides": extra}
+    return {
+        "model": model,
+        "epochs": epochs,
+        "val_acc": metrics["val/acc"],
+        "train_seconds": metrics["train_seconds"],
+        "process_seconds": round(wall, 1),
+        "overrides": extra,
+    }
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="dnn,cnn,dcnn")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).with_name("budget.json")))
@@ -48,7 +64,10 @@ def main(argv=None) -> None:
         for model in args.models.split(","):
             row = run(model, args.epochs, args.overrides, Path(log_dir))
             rows.append(row)
-            print(f"{model:<10} {args.epochs:>6} {row['val_acc']:>17.4f} {row['train_seconds']:>8.1f} {row['process_seconds']:>10.1f}", flush=True)
+            print(
+                f"{model:<10} {args.epochs:>6} {row['val_acc']:>17.4f} {row['train_seconds']:>8.1f} {row['process_seconds']:>10.1f}",
+                flush=True,
+            )
     Path(args.out).write_text(json.dumps(rows, indent=2))
     print(f"wrote {args.out}")
 

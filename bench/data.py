@@ -21,7 +21,9 @@ from kmnist.data.io import read_digits
 
 def main(argv=None) -> None:
     default = Path(os.environ.get("KMNIST_DATA", "data/kannada_mnist")) / "train.csv.gz"
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--file", default=str(default))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).with_name("data.json")))
@@ -36,10 +38,18 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             read_digits(args.file, cache_dir=cache)
             cached.append(time.perf_counter() - start)
-    result = {"file": args.file, "rows": len(table), "repeats": args.repeats,
-              "cold_s_mean": statistics.mean(cold), "cold_s_min": min(cold),
-              "cached_s_mean": statistics.mean(cached), "cached_s_min": min(cached)}
-    print(f"{'load':<8} {'mean s':>8} {'min s':>8}   ({result['rows']:,} rows, {args.repeats} repeats, {args.file})")
+    result = {
+        "file": args.file,
+        "rows": len(table),
+        "repeats": args.repeats,
+        "cold_s_mean": statistics.mean(cold),
+        "cold_s_min": min(cold),
+        "cached_s_mean": statistics.mean(cached),
+        "cached_s_min": min(cached),
+    }
+    print(
+        f"{'load':<8} {'mean s':>8} {'min s':>8}   ({result['rows']:,} rows, {args.repeats} repeats, {args.file})"
+    )
     print(f"{'cold':<8} {result['cold_s_mean']:>8.3f} {result['cold_s_min']:>8.3f}")
     print(f"{'cached':<8} {result['cached_s_mean']:>8.3f} {result['cached_s_min']:>8.3f}")
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -28,21 +28,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> None:
     default = Path(os.environ.get("KMNIST_DATA", "data/kannada_mnist")) / "test.csv.gz"
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("ckpt")
     parser.add_argument("--input", default=str(default))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--precision", default="32-true", help="predict.py's precision= (bf16 autocast: bf16-mixed, or auto)")
+    parser.add_argument(
+        "--precision", default="32-true", help="predict.py's precision= (bf16 autocast: bf16-mixed, or auto)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_name("predict.json")))
     args = parser.parse_args(argv)
 
     walls = []
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(ROOT / "predict.py"), f"ckpt={args.ckpt}", f"input={args.input}",
-               f"output={tmp}/submission.csv", "overwrite=true", "progress=false", f"tta={str(args.tta).lower()}",
-               f"precision={args.precision}",
-               f"paths.log_dir={tmp}", "hydra.output_subdir=null"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"ckpt={args.ckpt}",
+            f"input={args.input}",
+            f"output={tmp}/submission.csv",
+            "overwrite=true",
+            "progress=false",
+            f"tta={str(args.tta).lower()}",
+            f"precision={args.precision}",
+            f"paths.log_dir={tmp}",
+            "hydra.output_subdir=null",
+        ]
         for i in range(args.repeats + 1):
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
@@ -64,12 +77,22 @@ def main(argv=None) -> None:
         predict_proba([model], images, progress=False, tta=args.tta, precision=args.precision)
         loops.append(len(images) / (time.perf_counter() - start))
 
-    result = {"ckpt": args.ckpt, "input": args.input, "rows": len(images), "tta": args.tta, "precision": args.precision,
-              "threads": torch.get_num_threads(), "cpu_native_bf16": native_bf16("cpu"),
-              "end_to_end_s_mean": statistics.mean(walls), "end_to_end_s_min": min(walls),
-              "loop_img_s_mean": statistics.mean(loops)}
-    print(f"predict.py end to end ({len(images):,} rows, tta={args.tta}, precision={args.precision}): mean {result['end_to_end_s_mean']:.2f} s, "
-          f"min {result['end_to_end_s_min']:.2f} s over {args.repeats}")
+    result = {
+        "ckpt": args.ckpt,
+        "input": args.input,
+        "rows": len(images),
+        "tta": args.tta,
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
+        "cpu_native_bf16": native_bf16("cpu"),
+        "end_to_end_s_mean": statistics.mean(walls),
+        "end_to_end_s_min": min(walls),
+        "loop_img_s_mean": statistics.mean(loops),
+    }
+    print(
+        f"predict.py end to end ({len(images):,} rows, tta={args.tta}, precision={args.precision}): mean {result['end_to_end_s_mean']:.2f} s, "
+        f"min {result['end_to_end_s_min']:.2f} s over {args.repeats}"
+    )
     print(f"inference loop: {result['loop_img_s_mean']:,.0f} images/s")
     Path(args.out).write_text(json.dumps(result, indent=2))
 

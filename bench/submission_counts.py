@@ -46,19 +46,29 @@ def short_names(paths: list[str]) -> list[str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("submission", nargs="+")
-    parser.add_argument("--per-class", type=int, default=None,
-                        help="true images per digit, when known (Dig-MNIST: 1024): prints the error bound")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="true images per digit, when known (Dig-MNIST: 1024): prints the error bound",
+    )
     args = parser.parse_args(argv)
 
     predictions = {name: read_submission(p) for name, p in zip(short_names(args.submission), args.submission)}
-    header = "| submission | rows | predicted per digit 0..9 | min-max |" + (" errors at least | accuracy at most |" if args.per_class else "")
+    header = "| submission | rows | predicted per digit 0..9 | min-max |" + (
+        " errors at least | accuracy at most |" if args.per_class else ""
+    )
     print(header)
     print("|---|---:|---|---:|" + ("---:|---:|" if args.per_class else ""))
     for name, labels in predictions.items():
         counts = labels.value_counts().reindex(range(10), fill_value=0)
-        row = f"| {name} | {len(labels)} | {' '.join(str(c) for c in counts)} | {counts.min()}-{counts.max()} |"
+        row = (
+            f"| {name} | {len(labels)} | {' '.join(str(c) for c in counts)} | {counts.min()}-{counts.max()} |"
+        )
         if args.per_class:
             bound = error_bound(counts, args.per_class)
             row += f" {bound} | {100 * (1 - bound / len(labels)):.2f}% |"

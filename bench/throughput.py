@@ -53,8 +53,15 @@ def measure(step, batch_size: int, device: torch.device, seconds: float, warmup:
             return n * batch_size / elapsed
 
 
-def bench_model(name: str, batch_size: int, device: torch.device, seconds: float, channels_last: bool, compile_: bool,
-                bf16: bool | None = None) -> dict:
+def bench_model(
+    name: str,
+    batch_size: int,
+    device: torch.device,
+    seconds: float,
+    channels_last: bool,
+    compile_: bool,
+    bf16: bool | None = None,
+) -> dict:
     """bf16: autocast to bfloat16 (None: on CUDA only, as trainer=gpu does; True on CPU uses AMX where present)."""
     cfg = model_config(name)
     net = build_network(cfg).to(device)
@@ -86,40 +93,71 @@ def bench_model(name: str, batch_size: int, device: torch.device, seconds: float
     train = measure(train_step, batch_size, device, seconds)
     net.eval()
     infer = measure(infer_step, batch_size, device, seconds)
-    return {"model": name, "params": params, "batch_size": batch_size, "device": device.type, "channels_last": channels_last,
-            "compile": compile_, "bf16": bf16, "train_img_s": round(train, 1), "infer_img_s": round(infer, 1)}
+    return {
+        "model": name,
+        "params": params,
+        "batch_size": batch_size,
+        "device": device.type,
+        "channels_last": channels_last,
+        "compile": compile_,
+        "bf16": bf16,
+        "train_img_s": round(train, 1),
+        "infer_img_s": round(infer, 1),
+    }
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default=",".join(list_models()))
     parser.add_argument("--batch-sizes", default="256,1024")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--channels-last", action="store_true", help="also measure channels_last")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
-    parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast on the CPU (always on with CUDA)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also measure bf16 autocast on the CPU (always on with CUDA)"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per measurement")
     parser.add_argument("--out", default=str(Path(__file__).with_name("throughput.json")))
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     # compile is measured in the best layout asked for (channels_last when --channels-last is given)
-    variants = [(False, False, None)] + ([(True, False, None)] if args.channels_last else []) + \
-        ([(args.channels_last, True, None)] if args.compile else []) + \
-        ([(args.channels_last, False, True)] if args.bf16 and device.type == "cpu" else [])
+    variants = (
+        [(False, False, None)]
+        + ([(True, False, None)] if args.channels_last else [])
+        + ([(args.channels_last, True, None)] if args.compile else [])
+        + ([(args.channels_last, False, True)] if args.bf16 and device.type == "cpu" else [])
+    )
     rows = []
     header = f"{'model':<10} {'params':>11} {'batch':>6} {'ch_last':>7} {'compile':>7} {'bf16':>5} {'train img/s':>12} {'infer img/s':>12}"
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), torch {torch.__version__}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}"
+    )
     print(header)
     for name in args.models.split(","):
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             for channels_last, compile_, bf16 in variants:
                 row = bench_model(name, batch_size, device, args.seconds, channels_last, compile_, bf16)
                 rows.append(row)
-                print(f"{name:<10} {row['params']:>11,} {batch_size:>6} {str(channels_last):>7} {str(compile_):>7} {str(row['bf16']):>5} "
-                      f"{row['train_img_s']:>12,.0f} {row['infer_img_s']:>12,.0f}", flush=True)
-    Path(args.out).write_text(json.dumps({"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+                print(
+                    f"{name:<10} {row['params']:>11,} {batch_size:>6} {str(channels_last):>7} {str(compile_):>7} {str(row['bf16']):>5} "
+                    f"{row['train_img_s']:>12,.0f} {row['infer_img_s']:>12,.0f}",
+                    flush=True,
+                )
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "device": str(device),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -26,7 +26,9 @@ from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_devi
 
 def main(argv=None) -> None:
     default = Path(os.environ.get("KMNIST_DATA", "data/kannada_mnist")) / "test_dev.csv.gz"
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("ckpt", nargs="+")
     parser.add_argument("--input", default=str(default))
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
@@ -43,8 +45,14 @@ def main(argv=None) -> None:
     for path in args.ckpt:
         model = load_checkpoint(path)
         for view in views:
-            probs[path, view] = predict_proba([model], table.images, tta=(view,), device=device,
-                                             batch_size=1024 if device.type == "cuda" else 256, progress=False)
+            probs[path, view] = predict_proba(
+                [model],
+                table.images,
+                tta=(view,),
+                device=device,
+                batch_size=1024 if device.type == "cuda" else 256,
+                progress=False,
+            )
     seconds = time.perf_counter() - start
 
     rows = []
@@ -52,16 +60,35 @@ def main(argv=None) -> None:
         per_model = [np.mean([probs[path, view] for view in members], axis=0) for path in args.ckpt]
         alone = [float((p.argmax(1) == table.labels).mean()) for p in per_model]
         ensemble = float((np.mean(per_model, axis=0).argmax(1) == table.labels).mean())
-        rows.append({"set": name, "views": len(members), "alone_mean": statistics.mean(alone),
-                     "alone_std": statistics.stdev(alone) if len(alone) > 1 else 0.0, "alone": alone, "ensemble": ensemble})
+        rows.append(
+            {
+                "set": name,
+                "views": len(members),
+                "alone_mean": statistics.mean(alone),
+                "alone_std": statistics.stdev(alone) if len(alone) > 1 else 0.0,
+                "alone": alone,
+                "ensemble": ensemble,
+            }
+        )
 
-    print(f"{args.input}: {len(table):,} rows, {len(args.ckpt)} checkpoints, {len(views)} distinct views, {seconds:.1f} s of inference")
+    print(
+        f"{args.input}: {len(table):,} rows, {len(args.ckpt)} checkpoints, {len(views)} distinct views, {seconds:.1f} s of inference"
+    )
     print("| view set | views | each model alone: acc % mean ± std | ensemble acc % |")
     print("|---|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['set']} | {row['views']} | {100 * row['alone_mean']:.2f} ± {100 * row['alone_std']:.2f} | {100 * row['ensemble']:.2f} |")
-    result = {"input": args.input, "rows": len(table), "checkpoints": args.ckpt, "device": str(device), "threads": torch.get_num_threads(),
-              "inference_s": seconds, "sets": rows}
+        print(
+            f"| {row['set']} | {row['views']} | {100 * row['alone_mean']:.2f} ± {100 * row['alone_std']:.2f} | {100 * row['ensemble']:.2f} |"
+        )
+    result = {
+        "input": args.input,
+        "rows": len(table),
+        "checkpoints": args.ckpt,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "inference_s": seconds,
+        "sets": rows,
+    }
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 

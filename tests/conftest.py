@@ -61,8 +61,10 @@ def pytest_xdist_node_collection_finished(node, ids):
         return
     untagged = [i for i in ids if i.split("::")[0].endswith(GROUPED_FILES) and "@" not in i]
     if untagged:
-        raise pytest.UsageError(f"pytest-xdist did not apply xdist_group to {untagged[0]} (pytest {pytest.__version__}): "
-                                f"--dist loadgroup would split the group across workers; use pytest<9.2")
+        raise pytest.UsageError(
+            f"pytest-xdist did not apply xdist_group to {untagged[0]} (pytest {pytest.__version__}): "
+            f"--dist loadgroup would split the group across workers; use pytest<9.2"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -134,8 +136,11 @@ def compose_train(data_dir, tmp_path):
     def _compose(*overrides: str) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            cfg = compose(config_name="config", return_hydra_config=True,
-                          overrides=[f"data.dir={data_dir}", "data.val_writers=1", *overrides])
+            cfg = compose(
+                config_name="config",
+                return_hydra_config=True,
+                overrides=[f"data.dir={data_dir}", "data.val_writers=1", *overrides],
+            )
         shrink(cfg, tmp_path)
         HydraConfig().set_config(cfg)
         return cfg
@@ -149,8 +154,14 @@ def run_cli(script: str, *args: str, cwd: Path, timeout: int = 600):
     import subprocess
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

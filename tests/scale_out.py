@@ -45,9 +45,16 @@ def assert_same_run(run_dir: Path, reference_dir: Path, exact: bool = False) -> 
         assert metrics["val/loss"] == pytest.approx(ref_metrics["val/loss"], rel=LOSS_RTOL)
         for key in ref_weights:
             torch.testing.assert_close(weights[key], ref_weights[key], rtol=1e-4, atol=1e-5, msg=key)
-    diffs = [float((weights[k].float() - ref_weights[k].float()).abs().max()) for k in ref_weights if weights[k].numel()]
-    return {"val/acc": metrics["val/acc"], "val/loss diff": abs(metrics["val/loss"] - ref_metrics["val/loss"]),
-            "max weight diff": max(diffs)}
+    diffs = [
+        float((weights[k].float() - ref_weights[k].float()).abs().max())
+        for k in ref_weights
+        if weights[k].numel()
+    ]
+    return {
+        "val/acc": metrics["val/acc"],
+        "val/loss diff": abs(metrics["val/loss"] - ref_metrics["val/loss"]),
+        "max weight diff": max(diffs),
+    }
 
 
 def free_port() -> int:

@@ -46,8 +46,12 @@ def test_aspect_stretches_each_image_by_its_own_ratio_and_keeps_the_area():
     ratio = scale_x / scale_y
     assert torch.allclose(scale_x * scale_y, torch.ones(256), atol=1e-5), "area kept: zoom is a separate knob"
     assert ratio.min() >= 1 / 1.5 - 1e-5 and ratio.max() <= 1.5 + 1e-5
-    assert ratio.min() < 0.75 and ratio.max() > 1.35 and len(torch.unique(ratio)) == 256, "per image, both ways"
-    assert matrices[:, 0, 1].abs().max() < 1e-6 and matrices[:, 1, 0].abs().max() < 1e-6  # no rotation or shear
+    assert ratio.min() < 0.75 and ratio.max() > 1.35 and len(torch.unique(ratio)) == 256, (
+        "per image, both ways"
+    )
+    assert (
+        matrices[:, 0, 1].abs().max() < 1e-6 and matrices[:, 1, 0].abs().max() < 1e-6
+    )  # no rotation or shear
     # The bar (12 rows x 4 columns) comes out wider for its height exactly where the ratio says so.
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
@@ -62,10 +66,17 @@ def test_aspect_stretches_each_image_by_its_own_ratio_and_keeps_the_area():
     assert BatchAugment(aspect=0.0).is_identity and not augment.is_identity
 
 
-@pytest.mark.parametrize(("knob", "value", "says"), [("aspect", -0.5, "expected >= 0"), ("zoom", 1.0, "expected < 1"),
-                                                     ("erase_p", 1.5, "a probability"), ("lighting", 1.5, "expected < 1"),
-                                                     ("erase_area", [0.1], "expected \\[min, max\\]"),
-                                                     ("erase_area", [0.3, 1.5], "0 <= min <= max <= 1")])
+@pytest.mark.parametrize(
+    ("knob", "value", "says"),
+    [
+        ("aspect", -0.5, "expected >= 0"),
+        ("zoom", 1.0, "expected < 1"),
+        ("erase_p", 1.5, "a probability"),
+        ("lighting", 1.5, "expected < 1"),
+        ("erase_area", [0.1], "expected \\[min, max\\]"),
+        ("erase_area", [0.3, 1.5], "0 <= min <= max <= 1"),
+    ],
+)
 def test_a_bad_knob_is_a_one_line_error_naming_it(knob, value, says):
     with pytest.raises(ConfigError, match=rf"data\.augment\.{knob}={re.escape(str(value))}: .*{says}"):
         BatchAugment(**{knob: value})
@@ -75,7 +86,9 @@ def test_a_bad_knob_is_a_one_line_error_naming_it(knob, value, says):
 def test_a_bad_elastic_grid_is_a_one_line_error_naming_it(value):
     """elastic_cells was int()-ed unchecked: text or a list was a bare ValueError/TypeError from Hydra
     naming only data.augment, and 0, -4 or 2.5 were silently drawn on another grid."""
-    with pytest.raises(ConfigError, match=rf"data\.augment\.elastic_cells={re.escape(str(value))}: expected an integer >= 2"):
+    with pytest.raises(
+        ConfigError, match=rf"data\.augment\.elastic_cells={re.escape(str(value))}: expected an integer >= 2"
+    ):
         BatchAugment(elastic=0.03, elastic_cells=value)
     assert BatchAugment(elastic=0.03, elastic_cells=2).elastic_cells == 2
 
@@ -136,8 +149,12 @@ class _Trainer:  # what the data module reads of its trainer
 
 
 def test_datamodule_mixes_only_in_training(data_dir):
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, batch_size=64,
-                                augment=BatchAugment(elastic=0.03, stroke=0.5, mixup=0.4, cutmix=1.0, mix_p=1.0))
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir),
+        val_writers=1,
+        batch_size=64,
+        augment=BatchAugment(elastic=0.03, stroke=0.5, mixup=0.4, cutmix=1.0, mix_p=1.0),
+    )
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
     dm.trainer = _Trainer(training=False)
@@ -150,8 +167,10 @@ def test_datamodule_mixes_only_in_training(data_dir):
 
 @pytest.mark.parametrize("preset", ["mix", "elastic"])
 def test_a_real_fit_with_the_new_augmentations(compose_train, tmp_path, preset):
-    overrides = {"mix": ["data.augment.mixup=0.4", "data.augment.cutmix=1.0", "data.augment.mix_p=0.5"],
-                 "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5", "data.augment.aspect=0.5"]}[preset]
+    overrides = {
+        "mix": ["data.augment.mixup=0.4", "data.augment.cutmix=1.0", "data.augment.mix_p=0.5"],
+        "elastic": ["data.augment.elastic=0.03", "data.augment.stroke=0.5", "data.augment.aspect=0.5"],
+    }[preset]
     from kmnist.tasks.train import train
 
     cfg = compose_train("model=cnn", *overrides)

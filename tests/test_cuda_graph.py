@@ -36,12 +36,20 @@ def _weights(ckpt_path: str) -> dict[str, torch.Tensor]:
     return {k: v for k, v in torch.load(ckpt_path, weights_only=True)["state_dict"].items()}
 
 
-@pytest.mark.parametrize("scheduler", ["onecycle", "plateau"])  # stepped every batch / every epoch on a metric
+@pytest.mark.parametrize(
+    "scheduler", ["onecycle", "plateau"]
+)  # stepped every batch / every epoch on a metric
 def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, scheduler):
     results = []
     for graph in (False, True):
-        cfg = compose_train("model=cnn", f"scheduler={scheduler}", "report=false", "validate_best=false",
-                            "trainer.deterministic=true", f"speed.cuda_graph={str(graph).lower()}")
+        cfg = compose_train(
+            "model=cnn",
+            f"scheduler={scheduler}",
+            "report=false",
+            "validate_best=false",
+            "trainer.deterministic=true",
+            f"speed.cuda_graph={str(graph).lower()}",
+        )
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / str(graph))
             cfg.trainer.max_epochs = 3
@@ -57,8 +65,10 @@ def test_manual_loop_trains_exactly_like_lightnings(compose_train, tmp_path, sch
     for name in auto_w:
         assert torch.equal(auto_w[name], manual_w[name]), name
     # The LR schedule (logged every step by the LR monitor) moved, and identically.
-    auto_lrs, manual_lrs = (pd.read_csv(tmp_path / run / "csv" / "metrics.csv").filter(like="lr-").stack().dropna().tolist()
-                            for run in ("False", "True"))
+    auto_lrs, manual_lrs = (
+        pd.read_csv(tmp_path / run / "csv" / "metrics.csv").filter(like="lr-").stack().dropna().tolist()
+        for run in ("False", "True")
+    )
     assert manual_lrs == auto_lrs and len(auto_lrs) == 15 and min(auto_lrs) < max(auto_lrs)
 
 
@@ -73,8 +83,14 @@ def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
     """The two loops count steps apart: a resumed run would restart its step count."""
     # scheduler=none: a one-cycle schedule cannot be extended to a second epoch at all (kmnist/engine/resumable.py)
     train(compose_train("model=cnn", "report=false", "validate_best=false", "scheduler=none"))
-    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "speed.cuda_graph=true", "scheduler=none",
-                        f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}")
+    cfg = compose_train(
+        "model=cnn",
+        "report=false",
+        "validate_best=false",
+        "speed.cuda_graph=true",
+        "scheduler=none",
+        f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}",
+    )
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
     with pytest.raises(ConfigError, match="speed.cuda_graph=false"):
@@ -83,8 +99,15 @@ def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
 
 def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path, caplog):
     """The LR finder's own scheduler must be stepped by the module (Lightning steps none here)."""
-    cfg = compose_train("model=cnn", "report=false", "validate_best=false", "speed.cuda_graph=true",
-                        "tune.lr_find=true", "tune.num_training=8", "scheduler=none")
+    cfg = compose_train(
+        "model=cnn",
+        "report=false",
+        "validate_best=false",
+        "speed.cuda_graph=true",
+        "tune.lr_find=true",
+        "tune.num_training=8",
+        "scheduler=none",
+    )
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = 10
     with caplog.at_level("WARNING"):
@@ -95,7 +118,9 @@ def test_lr_finder_sweeps_the_lr_under_the_manual_loop(compose_train, tmp_path, 
     assert json.loads((tmp_path / "lr_find.json").read_text())["suggestion"] is None
     assert "LR finder found no learning rate to suggest (tune.num_training=8 steps: try more)" in caplog.text
     # No CUDA device here: the run says it is not the graph's speed.
-    assert caplog.text.count("speed.cuda_graph=true: no CUDA device here") == (0 if torch.cuda.is_available() else 1)
+    assert caplog.text.count("speed.cuda_graph=true: no CUDA device here") == (
+        0 if torch.cuda.is_available() else 1
+    )
 
 
 def _sgd_run(step, net: nn.Module, batches) -> list[float]:
@@ -117,8 +142,13 @@ def test_graph_replay_matches_eager_training_on_the_gpu():
     graph_net = build_network({"name": "kresnet"}).cuda()
     graph_net.load_state_dict(eager_net.state_dict())
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    batches = [(torch.randn(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")) for _ in range(8)]
-    batches.append((batches[0][0][:17], batches[0][1][:17]))  # a smaller last batch: eager, into the graph's grads
+    batches = [
+        (torch.randn(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda"))
+        for _ in range(8)
+    ]
+    batches.append(
+        (batches[0][0][:17], batches[0][1][:17])
+    )  # a smaller last batch: eager, into the graph's grads
 
     def eager(x, y):
         eager_net.zero_grad(set_to_none=True)
@@ -145,7 +175,10 @@ def test_graph_captures_under_bf16_autocast_and_uses_new_inputs():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         step(x, y)  # eager warm-up
         loss_a, logits_a = step(x, y)  # captured, replayed
-        loss_a, logits_a = float(loss_a), logits_a.clone()  # the graph's outputs are overwritten by the next replay
+        loss_a, logits_a = (
+            float(loss_a),
+            logits_a.clone(),
+        )  # the graph's outputs are overwritten by the next replay
         loss_b, logits_b = step(x.flip(0), y.flip(0))  # replayed on other data: other outputs
     assert logits_a.dtype == torch.bfloat16  # the graph ran under autocast
     assert torch.allclose(logits_b.float(), logits_a.flip(0).float(), atol=0.05)
@@ -157,8 +190,12 @@ def test_lightning_fit_with_cuda_graph_learns_as_eager_does(compose_train, tmp_p
     """Through the real Trainer, across validations (which free gradients) and epochs."""
     results = {}
     for graph in (False, True):
-        cfg = compose_train("experiment=best_gpu", f"speed.cuda_graph={str(graph).lower()}", "report=false",
-                            "validate_best=false")
+        cfg = compose_train(
+            "experiment=best_gpu",
+            f"speed.cuda_graph={str(graph).lower()}",
+            "report=false",
+            "validate_best=false",
+        )
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / str(graph))
             cfg.trainer.accelerator = "gpu"

@@ -10,7 +10,15 @@ from kmnist.data.augment import BatchAugment
 from kmnist.data.batches import TensorBatches
 from kmnist.data.datamodule import KannadaMNISTDataModule
 from kmnist.data.preprocess import Preprocess
-from kmnist.data.splits import ROWS_PER_WRITER, first_n_split, make_split, stratified_split, writer_of_row, writer_order_share, writer_split
+from kmnist.data.splits import (
+    ROWS_PER_WRITER,
+    first_n_split,
+    make_split,
+    stratified_split,
+    writer_of_row,
+    writer_order_share,
+    writer_split,
+)
 
 N = 47 * ROWS_PER_WRITER - 160  # the official file: 47 writers, the last with 1,120 rows
 
@@ -41,7 +49,11 @@ def test_first_n_and_no_validation():
     train, val = first_n_split(100, 10)
     np.testing.assert_array_equal(val, np.arange(10))
     labels = np.arange(N) % 10
-    for split, kw in [("writer", dict(val_writers=0)), ("stratified", dict(val_fraction=0.0)), ("first_n", dict(val_rows=0))]:
+    for split, kw in [
+        ("writer", dict(val_writers=0)),
+        ("stratified", dict(val_fraction=0.0)),
+        ("first_n", dict(val_rows=0)),
+    ]:
         args = dict(val_writers=6, val_fraction=0.1, val_rows=10, seed=0) | kw
         train, val = make_split(split, labels, **args)
         assert len(val) == 0 and len(train) == N
@@ -131,7 +143,10 @@ def test_tensor_batches_cover_every_row_once_and_reshuffle():
     assert not torch.equal(first, second)
     assert all(torch.equal(b[1], b[0] * 2) for b in batches)
     assert len(TensorBatches(data, 10, drop_last=True)) == 10
-    shards = [torch.cat([b[0] for b in TensorBatches(data, 10, shuffle=True, seed=1, rank=r, world_size=2)]) for r in (0, 1)]
+    shards = [
+        torch.cat([b[0] for b in TensorBatches(data, 10, shuffle=True, seed=1, rank=r, world_size=2)])
+        for r in (0, 1)
+    ]
     assert len(np.intersect1d(shards[0], shards[1])) == 0
 
 
@@ -142,8 +157,14 @@ class _Trainer:  # the two attributes the data module reads; a full Trainer is e
 
 @pytest.mark.parametrize("on_device", [False, True])
 def test_datamodule_batches_augment_only_in_training(data_dir, on_device):
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, batch_size=32, on_device=on_device,
-                                scaling="standardize", augment=BatchAugment(rotation=10, translate=0.1))
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir),
+        val_writers=1,
+        batch_size=32,
+        on_device=on_device,
+        scaling="standardize",
+        augment=BatchAugment(rotation=10, translate=0.1),
+    )
     dm.setup("fit")
     assert len(dm.train_set[0]) == 2 * ROWS_PER_WRITER and len(dm.val_set[0]) == ROWS_PER_WRITER
     assert dm.train_set[0].dtype == torch.uint8 and dm.train_set[0].shape[1:] == (1, 28, 28)
@@ -169,21 +190,31 @@ def test_a_writer_split_of_a_file_out_of_the_official_order_is_refused(data_dir,
 
     table = read_digits(data_dir / "train.csv.gz")
     order = np.random.default_rng(0).permutation(len(table))
-    atomic_write_csv(table_to_frame(DigitTable(images=table.images[order], labels=table.labels[order])), tmp_path / "train.csv.gz")
+    atomic_write_csv(
+        table_to_frame(DigitTable(images=table.images[order], labels=table.labels[order])),
+        tmp_path / "train.csv.gz",
+    )
     shuffled = KannadaMNISTDataModule(dir=str(tmp_path), val_writers=1, val_file=None)
-    with pytest.raises(DataError, match=r"train.csv.gz: only 1\d% of its rows keep the official order .* data.split=writer would be a random split"):
+    with pytest.raises(
+        DataError,
+        match=r"train.csv.gz: only 1\d% of its rows keep the official order .* data.split=writer would be a random split",
+    ):
         shuffled.setup("fit")
     # Relabelled in place (a label fixed, or all of them permuted) it keeps its writers.
     labels = (table.labels + 1) % 10
     labels[5] = 0
     assert writer_order_share(labels) == pytest.approx(1 - 1 / len(labels))
     # Other splits, and a writer split holding out no one, do not depend on the order.
-    KannadaMNISTDataModule(dir=str(tmp_path), split="stratified", val_fraction=0.1, val_file=None).setup("fit")
+    KannadaMNISTDataModule(dir=str(tmp_path), split="stratified", val_fraction=0.1, val_file=None).setup(
+        "fit"
+    )
     KannadaMNISTDataModule(dir=str(tmp_path), val_writers=0, val_file=None).setup("fit")
 
 
 def test_datamodule_resizes_for_three_channel_models(data_dir):
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, imagenet_norm=True)
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, imagenet_norm=True
+    )
     dm.setup("fit")
     x, y = next(iter(dm.val_dataloader()[0]))
     out, _ = dm.on_after_batch_transfer((x, y), 0)
@@ -198,7 +229,9 @@ def test_datamodule_predict_keeps_ids_in_order(data_dir):
 
 
 def test_datamodule_channels_last_batches(data_dir):
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, channels_last=True)
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, input_size=32, in_chans=3, channels_last=True
+    )
     dm.setup("fit")
     x, y = next(iter(dm.val_dataloader()[0]))
     out, _ = dm.on_after_batch_transfer((x, y), 0)
@@ -211,14 +244,20 @@ def test_inverse_3x3_matches_linalg_inv():
     augment = BatchAugment(rotation=30, translate=0.2, shear=0.3, zoom=0.3, warp=0.1)
     matrices = augment.sample_matrices(512, torch.zeros(1))
     torch.testing.assert_close(inverse_3x3(matrices), torch.linalg.inv(matrices), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(inverse_3x3(matrices) @ matrices, torch.eye(3).expand(512, 3, 3), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        inverse_3x3(matrices) @ matrices, torch.eye(3).expand(512, 3, 3), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_one_extra_train_path_is_a_list_of_one(data_dir):
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, extra_train=str(data_dir / "test_labelled.csv.gz"))
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, extra_train=str(data_dir / "test_labelled.csv.gz")
+    )
     dm.setup("fit")
     assert dm.extra_train == [str(data_dir / "test_labelled.csv.gz")]
-    assert len(dm.train_set[0]) == len(dm.train_set[1]) == 2 * 1280 + 500  # two training writers + the file's 500 rows
+    assert (
+        len(dm.train_set[0]) == len(dm.train_set[1]) == 2 * 1280 + 500
+    )  # two training writers + the file's 500 rows
 
 
 def test_a_missing_extra_train_file_is_named_as_given(data_dir, tmp_path, monkeypatch):
@@ -227,7 +266,12 @@ def test_a_missing_extra_train_file_is_named_as_given(data_dir, tmp_path, monkey
     from kmnist.errors import DataError
 
     monkeypatch.chdir(tmp_path)
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, extra_train=["runs/pseudo1/pseudo_labels.csv.gz"])
-    with pytest.raises(DataError, match=r"^runs/pseudo1/pseudo_labels\.csv\.gz: data\.extra_train not found here or in data\.dir=") as err:
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, extra_train=["runs/pseudo1/pseudo_labels.csv.gz"]
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^runs/pseudo1/pseudo_labels\.csv\.gz: data\.extra_train not found here or in data\.dir=",
+    ) as err:
         dm.setup("fit")
     assert "download" not in str(err.value)

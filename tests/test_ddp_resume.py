@@ -22,10 +22,20 @@ EPOCHS = 3
 def start_ddp(data_dir, log_dir, *extra: str, epochs: int = EPOCHS) -> subprocess.Popen:
     """`python train.py trainer=ddp` in a session of its own: rank 0 and the rank it starts share
     its process group, so one killpg reaches the whole job."""
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer=ddp",
-                             *slice_args(data_dir, f"paths.log_dir={log_dir}", *extra, epochs=epochs)],
-                            cwd=log_dir.parent, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "trainer=ddp",
+            *slice_args(data_dir, f"paths.log_dir={log_dir}", *extra, epochs=epochs),
+        ],
+        cwd=log_dir.parent,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def job_processes(pgid: int) -> list[int]:
@@ -34,7 +44,9 @@ def job_processes(pgid: int) -> list[int]:
     alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+            fields = (
+                stat.read_text().rsplit(")", 1)[1].split()
+            )  # after the command name, which may hold spaces
         except (FileNotFoundError, ProcessLookupError):
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
@@ -44,8 +56,12 @@ def job_processes(pgid: int) -> list[int]:
 
 @pytest.mark.slow
 def test_sigkilled_ddp_job_resumes_to_the_uninterrupted_result(data_dir, tmp_path):
-    straight = run_cli("train.py", "trainer=ddp", *slice_args(data_dir, f"paths.log_dir={tmp_path / 'straight'}", epochs=EPOCHS),
-                       cwd=tmp_path)
+    straight = run_cli(
+        "train.py",
+        "trainer=ddp",
+        *slice_args(data_dir, f"paths.log_dir={tmp_path / 'straight'}", epochs=EPOCHS),
+        cwd=tmp_path,
+    )
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     log_dir = tmp_path / "interrupted"
@@ -58,15 +74,26 @@ def test_sigkilled_ddp_job_resumes_to_the_uninterrupted_result(data_dir, tmp_pat
     assert proc.returncode == -signal.SIGKILL
     wait_for(lambda: not job_processes(proc.pid), timeout=10)  # rank 1 went down with rank 0
     saved = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert saved["epoch"] < EPOCHS - 1 and not (killed_dir / "metrics.json").exists(), "finished before the kill"
+    assert saved["epoch"] < EPOCHS - 1 and not (killed_dir / "metrics.json").exists(), (
+        "finished before the kill"
+    )
 
-    resumed = run_cli("train.py", "trainer=ddp", *slice_args(data_dir, f"paths.log_dir={log_dir}", "ckpt_path=last", epochs=EPOCHS),
-                      cwd=tmp_path)
+    resumed = run_cli(
+        "train.py",
+        "trainer=ddp",
+        *slice_args(data_dir, f"paths.log_dir={log_dir}", "ckpt_path=last", epochs=EPOCHS),
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     [resumed_dir] = [d for d in run_dirs(log_dir) if d != killed_dir]
-    assert f"Restoring states from the checkpoint path at {killed_dir}" in (resumed_dir / "train.log").read_text()
-    print("SIGKILL + resume vs uninterrupted (2 processes):",
-          assert_same_run(resumed_dir, run_dirs(tmp_path / "straight")[0], exact=True))
+    assert (
+        f"Restoring states from the checkpoint path at {killed_dir}"
+        in (resumed_dir / "train.log").read_text()
+    )
+    print(
+        "SIGKILL + resume vs uninterrupted (2 processes):",
+        assert_same_run(resumed_dir, run_dirs(tmp_path / "straight")[0], exact=True),
+    )
 
 
 @pytest.mark.slow
@@ -82,9 +109,13 @@ def test_sigterm_to_rank_0_saves_one_checkpoint_and_every_rank_exits(data_dir, t
     wait_for(lambda: not job_processes(proc.pid), timeout=10)
     log = (run_dir / "train.log").read_text()
     assert "DDP rank 1 exited with code 143" in log  # rank 1 stopped by itself, not killed
-    assert log.count("interrupted at epoch") == 1 and f"ckpt_path={run_dir}" in stderr.strip().splitlines()[-1]
+    assert (
+        log.count("interrupted at epoch") == 1 and f"ckpt_path={run_dir}" in stderr.strip().splitlines()[-1]
+    )
     assert "Traceback" not in stderr and "hint:" not in stderr
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == [
+        "last.ckpt"
+    ]
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert 0 < saved["epoch"] < 50 and saved["global_step"] >= 16 * saved["epoch"] > 0  # after epoch 0
 
@@ -96,8 +127,15 @@ def test_a_loader_resumed_mid_epoch_yields_the_rest_of_that_epoch():
 
     data = (torch.arange(64),)
     for rank in (0, 1):
-        whole = [b[0] for b in TensorBatches(data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5)]
-        rest = [b[0] for b in TensorBatches(data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5,
-                                            done_fn=lambda: 3)]
+        whole = [
+            b[0]
+            for b in TensorBatches(data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5)
+        ]
+        rest = [
+            b[0]
+            for b in TensorBatches(
+                data, 4, shuffle=True, seed=3, rank=rank, world_size=2, epoch_fn=lambda: 5, done_fn=lambda: 3
+            )
+        ]
         assert len(whole) == 8 and len(rest) == 5
         assert all(torch.equal(a, b) for a, b in zip(whole[3:], rest))

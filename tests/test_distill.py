@@ -23,7 +23,10 @@ def teacher_ckpt(compose_train, data_dir, tmp_path_factory) -> str:
     digit d as d + 1 (mod 10). A student that follows it cannot have learnt from the labels."""
     shifted_dir = tmp_path_factory.mktemp("shifted")
     table = read_digits(data_dir / "train.csv.gz")
-    atomic_write_csv(table_to_frame(DigitTable(images=table.images, labels=(table.labels + 1) % 10)), shifted_dir / "train.csv.gz")
+    atomic_write_csv(
+        table_to_frame(DigitTable(images=table.images, labels=(table.labels + 1) % 10)),
+        shifted_dir / "train.csv.gz",
+    )
     cfg = compose_train("model=kresnet", "report=false", "seed=7", f"data.dir={shifted_dir}")
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path_factory.mktemp("teacher"))
@@ -38,7 +41,9 @@ def test_soft_targets_mix_labels_with_the_teachers_mean_probabilities(teacher_ck
     x = Preprocess.to_unit(torch.from_numpy(images).unsqueeze(1))  # scale: the network's input as is
     teacher = TeacherEnsemble([teacher_ckpt, teacher_ckpt], weight=0.75)
     probs = teacher.probabilities(x)
-    torch.testing.assert_close(probs, torch.from_numpy(predict_proba([load_checkpoint(teacher_ckpt)], images, progress=False)))
+    torch.testing.assert_close(
+        probs, torch.from_numpy(predict_proba([load_checkpoint(teacher_ckpt)], images, progress=False))
+    )
     y = torch.arange(50) % 10
     expected = 0.25 * F.one_hot(y, 10).float() + 0.75 * probs
     torch.testing.assert_close(teacher.soft_targets(x, y), expected)
@@ -52,10 +57,18 @@ def mean_kl(teacher: torch.Tensor, student_net: torch.nn.Module, x: torch.Tensor
 
 
 @pytest.mark.parametrize("manual_loop", [False, True])
-def test_a_student_moves_toward_its_fixed_teacher(compose_train, teacher_ckpt, data_dir, tmp_path, manual_loop):
-    cfg = compose_train("model=cnn", "model.dropout=0", "data/augment=none", "report=false",
-                        f"loss.distill.teachers=[{teacher_ckpt}]", "loss.distill.weight=1.0",
-                        f"speed.cuda_graph={str(manual_loop).lower()}")  # the CUDA-graph loop runs eagerly on CPU
+def test_a_student_moves_toward_its_fixed_teacher(
+    compose_train, teacher_ckpt, data_dir, tmp_path, manual_loop
+):
+    cfg = compose_train(
+        "model=cnn",
+        "model.dropout=0",
+        "data/augment=none",
+        "report=false",
+        f"loss.distill.teachers=[{teacher_ckpt}]",
+        "loss.distill.weight=1.0",
+        f"speed.cuda_graph={str(manual_loop).lower()}",
+    )  # the CUDA-graph loop runs eagerly on CPU
     with open_dict(cfg):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_train_batches = 30
@@ -91,12 +104,18 @@ def test_a_weight_outside_the_unit_interval_is_refused(teacher_ckpt, weight):
         TeacherEnsemble([teacher_ckpt], weight=weight)
 
 
-def test_one_teacher_path_is_a_list_of_one_and_a_missing_one_names_the_option(compose_train, teacher_ckpt, tmp_path):
+def test_one_teacher_path_is_a_list_of_one_and_a_missing_one_names_the_option(
+    compose_train, teacher_ckpt, tmp_path
+):
     from kmnist.errors import CheckpointError
     from kmnist.tasks.train import build_teacher
 
-    cfg = compose_train("model=cnn", f"loss.distill.teachers={teacher_ckpt}")  # no brackets: a path, not its letters
+    cfg = compose_train(
+        "model=cnn", f"loss.distill.teachers={teacher_ckpt}"
+    )  # no brackets: a path, not its letters
     assert [str(m.path) for m in build_teacher(cfg).models] == [str(teacher_ckpt)]
     missing = tmp_path / "typo.ckpt"
-    with pytest.raises(CheckpointError, match=rf"^{missing}: checkpoint not found \(loss.distill.teachers=\[...\]"):
+    with pytest.raises(
+        CheckpointError, match=rf"^{missing}: checkpoint not found \(loss.distill.teachers=\[...\]"
+    ):
         build_teacher(compose_train("model=cnn", f"loss.distill.teachers={missing}"))

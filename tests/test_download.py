@@ -80,8 +80,12 @@ def server(tmp_path, monkeypatch):
     root = tmp_path / "served"
     root.mkdir()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    httpd.state = SimpleNamespace(hits=Counter(), fail_once=set(), drop_once=set(), limit_once=set(), stall=set())
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick shutdown
+    httpd.state = SimpleNamespace(
+        hits=Counter(), fail_once=set(), drop_once=set(), limit_once=set(), stall=set()
+    )
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )  # quick shutdown
     thread.start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}/", root=root, state=httpd.state)
     httpd.shutdown()
@@ -99,12 +103,18 @@ def dataset(server):
         arrays[labels] = rng.integers(0, 10, COUNTS[split], dtype=np.uint8)
     for name, array in arrays.items():
         (server.root / name).write_bytes(idx_gz(array))
-    checksums = {name: hashlib.sha256((server.root / name).read_bytes()).hexdigest() for name in arrays if name != TRAIN_IMAGES}
+    checksums = {
+        name: hashlib.sha256((server.root / name).read_bytes()).hexdigest()
+        for name in arrays
+        if name != TRAIN_IMAGES
+    }
     return SimpleNamespace(arrays=arrays, checksums=checksums)
 
 
 def fetch(server, dataset, dest, **kwargs):
-    options = dict(base_url=server.url, backoff=0, checksums=dataset.checksums, expected_counts=COUNTS, progress=False)
+    options = dict(
+        base_url=server.url, backoff=0, checksums=dataset.checksums, expected_counts=COUNTS, progress=False
+    )
     return download(dest, **{**options, **kwargs})
 
 
@@ -131,13 +141,21 @@ def test_download_converts_to_kaggle_layout(server, dataset, tmp_path):
         np.testing.assert_array_equal(labelled.images, images)
         np.testing.assert_array_equal(labelled.labels, labels)
         np.testing.assert_array_equal(labelled.ids, np.arange(COUNTS[split]))
-        assert list(pd.read_csv(dest / f"{split}_labelled.csv.gz", nrows=0).columns[:3]) == ["id", "label", "pixel0"]
+        assert list(pd.read_csv(dest / f"{split}_labelled.csv.gz", nrows=0).columns[:3]) == [
+            "id",
+            "label",
+            "pixel0",
+        ]
 
     submission = pd.read_csv(dest / "sample_submission.csv")
     assert list(submission.columns) == ["id", "label"]
     assert submission["id"].tolist() == list(range(COUNTS["test"])) and (submission["label"] == 0).all()
     provenance = (dest / "PROVENANCE.md").read_text()
-    assert "arXiv:1908.01242" in provenance and "CC BY-SA 4.0" in provenance and "Vinay Uday Prabhu" in provenance
+    assert (
+        "arXiv:1908.01242" in provenance
+        and "CC BY-SA 4.0" in provenance
+        and "Vinay Uday Prabhu" in provenance
+    )
     assert leftovers(dest) == []
 
 
@@ -175,7 +193,9 @@ def test_dropped_connection(server, dataset, tmp_path, retries):
     dest = tmp_path / "out"
     if retries:
         fetch(server, dataset, dest, retries=retries, progress=True)
-        np.testing.assert_array_equal(read_digits(dest / "test.csv.gz", use_cache=False).images, dataset.arrays[name])
+        np.testing.assert_array_equal(
+            read_digits(dest / "test.csv.gz", use_cache=False).images, dataset.arrays[name]
+        )
     else:
         with pytest.raises(DataError, match="connection closed after"):
             fetch(server, dataset, dest, retries=retries)
@@ -194,7 +214,9 @@ def test_server_error_is_retried(server, dataset, tmp_path):
 def test_404_fails_at_once_naming_the_url(server, dataset, tmp_path):
     (server.root / TEST_LABELS).unlink()
     with pytest.raises(DataError) as info:
-        fetch(server, dataset, tmp_path / "out", retries=2, backoff=1)  # a retry would show in hits (and take seconds)
+        fetch(
+            server, dataset, tmp_path / "out", retries=2, backoff=1
+        )  # a retry would show in hits (and take seconds)
     assert f"{server.url}{TEST_LABELS}" in str(info.value) and "404" in str(info.value)
     assert server.state.hits[TEST_LABELS] == 1
 
@@ -204,7 +226,10 @@ def test_404_fails_at_once_naming_the_url(server, dataset, tmp_path):
     [
         (gzip.compress(b"\x00\x00\x09\x03" + bytes(100), mtime=0), "element type 0x09"),
         (gzip.compress(b"<html>not found</html>", mtime=0), "not an IDX file"),
-        (idx_gz(np.zeros((COUNTS["train"] + 1, 28, 28), dtype=np.uint8)), r"shape \(31, 28, 28\), expected \(30, 28, 28\)"),
+        (
+            idx_gz(np.zeros((COUNTS["train"] + 1, 28, 28), dtype=np.uint8)),
+            r"shape \(31, 28, 28\), expected \(30, 28, 28\)",
+        ),
     ],
     ids=["bad-element-type", "not-idx", "wrong-count"],
 )
@@ -250,10 +275,16 @@ def test_a_rate_limit_is_waited_out_and_retried(server, dataset, tmp_path):
 def test_damaged_gzip_bytes_are_fetched_again_then_named(server, dataset, tmp_path):
     """Damaged compressed bytes raise zlib.error, not OSError: it was a traceback after one GET."""
     good = (server.root / TRAIN_IMAGES).read_bytes()
-    damaged = good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]  # the first deflate block header: zlib.error "invalid ..."
-    (server.root / TRAIN_IMAGES).write_bytes(damaged)  # the train images have no published hash: only reading finds it
+    damaged = (
+        good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]
+    )  # the first deflate block header: zlib.error "invalid ..."
+    (server.root / TRAIN_IMAGES).write_bytes(
+        damaged
+    )  # the train images have no published hash: only reading finds it
     dest = tmp_path / "out"
-    with pytest.raises(DataError, match=rf"^{TRAIN_IMAGES}: cannot be read \(error: .*\) \(gave up after 2 attempts\)"):
+    with pytest.raises(
+        DataError, match=rf"^{TRAIN_IMAGES}: cannot be read \(error: .*\) \(gave up after 2 attempts\)"
+    ):
         fetch(server, dataset, dest, retries=1)
     assert server.state.hits[TRAIN_IMAGES] == 2 and leftovers(dest) == []
     # A damaged local copy is fetched again, not a crash.
@@ -273,9 +304,13 @@ def test_partial_files_of_a_killed_run_are_removed(server, dataset, tmp_path):
 
 def test_base_url_may_be_a_folder_and_anything_else_is_one_line(server, dataset, tmp_path):
     dest = fetch(server, dataset, tmp_path / "out", base_url=str(server.root))
-    assert (dest / "train.csv.gz").is_file() and sum(server.state.hits.values()) == 0  # read from the folder, not the server
+    assert (dest / "train.csv.gz").is_file() and sum(
+        server.state.hits.values()
+    ) == 0  # read from the folder, not the server
     for bad in ("127.0.0.1:8765/", "ftp://example.org/"):
-        with pytest.raises(DataError, match=r"^--base-url .*: expected an http\(s\):// or file:// URL, or a folder"):
+        with pytest.raises(
+            DataError, match=r"^--base-url .*: expected an http\(s\):// or file:// URL, or a folder"
+        ):
             fetch(server, dataset, tmp_path / "out2", base_url=bad)
 
 
@@ -286,10 +321,15 @@ def test_sigterm_mid_download_keeps_no_partial_file(server, dataset, tmp_path):
 
     server.state.stall.add(TRAIN_IMAGES)
     dest = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "kmnist.data.download", "--dest", str(dest), "--base-url", server.url],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmnist.data.download", "--dest", str(dest), "--base-url", server.url],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
-    while not (dest.is_dir() and leftovers(dest)) and time.monotonic() < deadline:  # the .part file of the stalled download
+    while (
+        not (dest.is_dir() and leftovers(dest)) and time.monotonic() < deadline
+    ):  # the .part file of the stalled download
         time.sleep(0.05)
     assert leftovers(dest), "the download never started"
     proc.send_signal(signal.SIGTERM)
@@ -327,4 +367,6 @@ def test_a_verified_folder_that_cannot_be_written_is_still_checked(server, datas
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
-    assert fetch(server, dataset, dest) == dest and sum(server.state.hits.values()) == 6  # the first download's only
+    assert (
+        fetch(server, dataset, dest) == dest and sum(server.state.hits.values()) == 6
+    )  # the first download's only

@@ -16,7 +16,9 @@ from kmnist.tasks.train import train
 
 def test_exponential_average_matches_torchs_ema():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10)
+    )
     ours = ExponentialAverage(net, decay=0.9)
     reference = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
     for _ in range(6):
@@ -36,8 +38,13 @@ def test_exponential_average_matches_torchs_ema():
 
 @pytest.mark.slow
 def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_path):
-    cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5",
-                        "~callbacks.show_batch", "scheduler=none")  # a fixed LR, so the run can be extended
+    cfg = compose_train(
+        "experiment=best",
+        "callbacks.ema.update_starting_at_step=0",
+        "callbacks.ema.decay=0.5",
+        "~callbacks.show_batch",
+        "scheduler=none",
+    )  # a fixed LR, so the run can be extended
     with open_dict(cfg):
         cfg.data.batch_size = 32
     metrics, _ = train(cfg)
@@ -59,8 +66,12 @@ def test_fit_checkpoints_the_average_and_resumes_its_count(compose_train, tmp_pa
 
 @pytest.mark.slow
 def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compose_train, tmp_path):
-    cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=0", "callbacks.ema.decay=0.5",
-                        "~callbacks.show_batch")
+    cfg = compose_train(
+        "experiment=best",
+        "callbacks.ema.update_starting_at_step=0",
+        "callbacks.ema.decay=0.5",
+        "~callbacks.show_batch",
+    )
     with open_dict(cfg):
         cfg.data.batch_size = 32
         cfg.trainer.limit_val_batches = None  # the whole split, as the report evaluates it
@@ -69,17 +80,27 @@ def test_run_report_evaluates_the_averaged_weights_that_validation_scored(compos
 
 
 @pytest.mark.slow
-def test_an_average_that_never_started_leaves_validation_and_checkpoints_the_trained_weights(compose_train, tmp_path):
+def test_an_average_that_never_started_leaves_validation_and_checkpoints_the_trained_weights(
+    compose_train, tmp_path
+):
     # update_starting_at_step past the run's 6 steps: the average stays a copy of the untrained network,
     # which Lightning's WeightAveraging would validate, checkpoint and hand back at the end.
-    cfg = compose_train("experiment=best", "callbacks.ema.update_starting_at_step=1000", "~callbacks.show_batch",
-                        "scheduler=none", "optim.lr=0.01", "validate_best=false")  # no reload: the callback keeps its untrained copy
+    cfg = compose_train(
+        "experiment=best",
+        "callbacks.ema.update_starting_at_step=1000",
+        "~callbacks.show_batch",
+        "scheduler=none",
+        "optim.lr=0.01",
+        "validate_best=false",
+    )  # no reload: the callback keeps its untrained copy
     with open_dict(cfg):
         cfg.data.batch_size = 32
         cfg.trainer.limit_val_batches = None
     metrics, trained = train(cfg)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert "current_model_state" not in ckpt and "averaging_state" not in ckpt  # the trained weights, saved plainly
+    assert (
+        "current_model_state" not in ckpt and "averaging_state" not in ckpt
+    )  # the trained weights, saved plainly
     (ema,) = [c for c in trained.trainer.callbacks if isinstance(c, EMA)]
     untrained = ema._average_model.module.state_dict()
     final = trained.module.state_dict()
@@ -87,4 +108,6 @@ def test_an_average_that_never_started_leaves_validation_and_checkpoints_the_tra
     assert int(ema._average_model.n_averaged) == 0
     assert not torch.equal(final[key], untrained[key])  # training did not end by loading the untrained copy
     torch.testing.assert_close(ckpt["state_dict"][key], final[key])  # and the checkpoint holds what trained
-    assert metrics["val/accuracy"] == pytest.approx(metrics["val/acc"], abs=1e-6)  # the report scores what validation did
+    assert metrics["val/accuracy"] == pytest.approx(
+        metrics["val/acc"], abs=1e-6
+    )  # the report scores what validation did

@@ -13,17 +13,38 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ("trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false trainer.max_epochs=1 "
-         "trainer.limit_train_batches=2 trainer.limit_val_batches=1 data.val_writers=1 report=false")
+SMOKE = (
+    "trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false trainer.max_epochs=1 "
+    "trainer.limit_train_batches=2 trainer.limit_val_batches=1 data.val_writers=1 report=false"
+)
 
 
-def lease(tmp_path: Path, data_dir: Path, deadline: int, **env: str) -> tuple[subprocess.CompletedProcess, Path]:
+def lease(
+    tmp_path: Path, data_dir: Path, deadline: int, **env: str
+) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "out"
     out.mkdir()
-    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_lease.sh")], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OUT": str(out), "WORK": str(tmp_path / "work"), "KMNIST_DATA": str(data_dir),
-                               "KMNIST_CACHE": str(tmp_path / "cache"), "PYTHON": sys.executable, "DEADLINE": str(deadline),
-                               "EXTRA": SMOKE, "SEEDS": "[0]", "ROUNDS": "0", "PIPELINE_OPTS": "distill.enabled=false tta=none", **env})
+    done = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_lease.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            **os.environ,
+            "OUT": str(out),
+            "WORK": str(tmp_path / "work"),
+            "KMNIST_DATA": str(data_dir),
+            "KMNIST_CACHE": str(tmp_path / "cache"),
+            "PYTHON": sys.executable,
+            "DEADLINE": str(deadline),
+            "EXTRA": SMOKE,
+            "SEEDS": "[0]",
+            "ROUNDS": "0",
+            "PIPELINE_OPTS": "distill.enabled=false tta=none",
+            **env,
+        },
+    )
     return done, out
 
 
@@ -31,15 +52,27 @@ def lease(tmp_path: Path, data_dir: Path, deadline: int, **env: str) -> tuple[su
 def test_the_lease_runs_the_pipeline_first_and_packs_what_it_made(tmp_path, data_dir):
     done, out = lease(tmp_path, data_dir, deadline=600, GRIDS="")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert [line.split()[2] for line in done.stdout.splitlines() if line.startswith("=== ") and "(limit" in line] == \
-        ["pipeline", "flagship", "tta_views"]
+    assert [
+        line.split()[2] for line in done.stdout.splitlines() if line.startswith("=== ") and "(limit" in line
+    ] == ["pipeline", "flagship", "tta_views"]
     assert "=== pipeline: rc=0" in done.stdout and "=== flagship: rc=0" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["gpu_accuracy.tar.gz"]  # the archive alone, its temporary renamed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gpu_accuracy.tar.gz"
+    ]  # the archive alone, its temporary renamed
     with tarfile.open(out / "gpu_accuracy.tar.gz") as archive:
         names = set(archive.getnames())
-    assert {"./pipeline/pipeline.md", "./pipeline/submissions/ensemble_test.csv", "./pipeline/submissions/ensemble_dig.csv",
-            "./flagship_test.csv", "./flagship_dig.csv", "./tta_views.json", "./pipeline.log"} <= names
-    assert not [n for n in names if n.endswith((".ckpt", ".png", ".npy"))]  # what the 16 MiB a file could not carry
+    assert {
+        "./pipeline/pipeline.md",
+        "./pipeline/submissions/ensemble_test.csv",
+        "./pipeline/submissions/ensemble_dig.csv",
+        "./flagship_test.csv",
+        "./flagship_dig.csv",
+        "./tta_views.json",
+        "./pipeline.log",
+    } <= names
+    assert not [
+        n for n in names if n.endswith((".ckpt", ".png", ".npy"))
+    ]  # what the 16 MiB a file could not carry
 
 
 @pytest.mark.slow

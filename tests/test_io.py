@@ -19,8 +19,11 @@ from kmnist.utils.atomic import atomic_write_csv
 
 def make_table(n=12, labels=True, ids=False, seed=0) -> DigitTable:
     rng = np.random.default_rng(seed)
-    return DigitTable(images=rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
-                      labels=(np.arange(n) % 10) if labels else None, ids=(np.arange(n) * 3 + 1) if ids else None)
+    return DigitTable(
+        images=rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+        labels=(np.arange(n) % 10) if labels else None,
+        ids=(np.arange(n) * 3 + 1) if ids else None,
+    )
 
 
 def write(tmp_path, frame: pd.DataFrame, name="x.csv") -> os.PathLike:
@@ -61,19 +64,22 @@ def _set(frame, row, col, value):
     return frame
 
 
-@pytest.mark.parametrize("mutate,needles", [
-    (lambda f: f.drop(columns=["pixel783"]), ["784", "missing"]),
-    (lambda f: f.assign(extra=1), ["extra"]),
-    (lambda f: f.rename(columns={"pixel10": "px10"}), ["column 12", "px10", "pixel10"]),
-    (lambda f: _set(f, 2, "pixel5", 300), ["line 4", "pixel5", "0..255"]),
-    (lambda f: _set(f, 1, "pixel7", -1), ["line 3", "pixel7", "0..255"]),
-    (lambda f: _set(f, 3, "pixel9", "abc"), ["line 5", "pixel9", "not a number"]),
-    (lambda f: _set(f, 0, "pixel1", 1.5), ["line 2", "pixel1", "not an integer"]),
-    (lambda f: _set(f, 4, "pixel2", np.nan), ["line 6", "pixel2", "NaN"]),
-    (lambda f: _set(f, 2, "label", 10), ["line 4", "label", "0..9"]),
-    (lambda f: _set(f, 2, "pixel5", np.inf), ["line 4", "pixel5", "value inf is outside 0..255"]),
-    (lambda f: _set(f, 1, "pixel3", 256.0), ["line 3", "pixel3", "value 256 is outside"]),
-])
+@pytest.mark.parametrize(
+    "mutate,needles",
+    [
+        (lambda f: f.drop(columns=["pixel783"]), ["784", "missing"]),
+        (lambda f: f.assign(extra=1), ["extra"]),
+        (lambda f: f.rename(columns={"pixel10": "px10"}), ["column 12", "px10", "pixel10"]),
+        (lambda f: _set(f, 2, "pixel5", 300), ["line 4", "pixel5", "0..255"]),
+        (lambda f: _set(f, 1, "pixel7", -1), ["line 3", "pixel7", "0..255"]),
+        (lambda f: _set(f, 3, "pixel9", "abc"), ["line 5", "pixel9", "not a number"]),
+        (lambda f: _set(f, 0, "pixel1", 1.5), ["line 2", "pixel1", "not an integer"]),
+        (lambda f: _set(f, 4, "pixel2", np.nan), ["line 6", "pixel2", "NaN"]),
+        (lambda f: _set(f, 2, "label", 10), ["line 4", "label", "0..9"]),
+        (lambda f: _set(f, 2, "pixel5", np.inf), ["line 4", "pixel5", "value inf is outside 0..255"]),
+        (lambda f: _set(f, 1, "pixel3", 256.0), ["line 3", "pixel3", "value 256 is outside"]),
+    ],
+)
 def test_csv_errors_name_file_line_and_column(tmp_path, mutate, needles):
     path = write(tmp_path, bad_frame(mutate))
     with pytest.raises(DataError) as err:
@@ -143,12 +149,15 @@ def test_idx_round_trip(tmp_path, compress):
     np.testing.assert_array_equal(read_idx(tmp_path / "y.idx"), labels)
 
 
-@pytest.mark.parametrize("raw,needle", [
-    (b"\x01\x02\x08\x03" + b"\0" * 12, "bad magic"),
-    (idx_bytes(np.zeros((2, 27, 28))), "27x28"),
-    (idx_bytes(np.zeros((3, 28, 28)))[:-5], "promises"),
-    (idx_bytes(np.zeros((2, 2))), "2 dimensions"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        (b"\x01\x02\x08\x03" + b"\0" * 12, "bad magic"),
+        (idx_bytes(np.zeros((2, 27, 28))), "27x28"),
+        (idx_bytes(np.zeros((3, 28, 28)))[:-5], "promises"),
+        (idx_bytes(np.zeros((2, 2))), "2 dimensions"),
+    ],
+)
 def test_idx_errors(tmp_path, raw, needle):
     path = tmp_path / "bad.idx"
     path.write_bytes(raw)
@@ -180,8 +189,12 @@ def test_cache_hit_stale_and_corrupt(tmp_path):
     np.testing.assert_array_equal(read_digits(path, cache_dir=cache).images, changed.images)
 
     # Corrupt: a damaged entry is rebuilt from the source.
-    entry = next(e for e in cache.iterdir() if json.loads((e / "meta.json").read_text())["shape"][0] == 20
-                 and np.array_equal(np.load(e / "images.npy")[:1], changed.images[:1]))
+    entry = next(
+        e
+        for e in cache.iterdir()
+        if json.loads((e / "meta.json").read_text())["shape"][0] == 20
+        and np.array_equal(np.load(e / "images.npy")[:1], changed.images[:1])
+    )
     (entry / "images.npy").write_bytes(b"garbage")
     np.testing.assert_array_equal(read_digits(path, cache_dir=cache).images, changed.images)
     np.testing.assert_array_equal(np.load(entry / "images.npy"), changed.images)
@@ -219,7 +232,9 @@ def test_errors_in_later_blocks_name_the_right_line(tmp_path):
     with pytest.raises(DataError, match=r"line 9, column pixel3"):
         io._parse_csv(path, chunk_rows=3)
     good = write(tmp_path, table_to_frame(make_table(n=10, ids=True)), "good.csv")
-    np.testing.assert_array_equal(io._parse_csv(good, chunk_rows=3).images, read_digits(good, use_cache=False).images)
+    np.testing.assert_array_equal(
+        io._parse_csv(good, chunk_rows=3).images, read_digits(good, use_cache=False).images
+    )
     dup = table_to_frame(make_table(n=10, ids=True))
     dup.loc[8, "id"] = dup.loc[1, "id"]  # duplicates across blocks are caught too
     with pytest.raises(DataError, match=r"line 10, column id: duplicate"):
@@ -232,13 +247,15 @@ def test_blank_lines_are_skipped_and_errors_still_name_the_file_line(tmp_path, n
 
     def write_lines(lines, path):
         text = "\n".join(lines) + "\n"
-        with (gzip.open(path, "wt") if path.name.endswith(".gz") else open(path, "w")) as fh:
+        with gzip.open(path, "wt") if path.name.endswith(".gz") else open(path, "w") as fh:
             fh.write(text)
         return path
 
     lines = table_to_frame(make_table(n=6, ids=True)).to_csv(index=False).splitlines()  # id,label,pixel0..
     lines[1:1] = ["", "   "]  # two blank lines after the header: data row r is on file line r + 4
-    assert len(io._parse_csv(write_lines(lines, tmp_path / name), chunk_rows=2)) == 6  # skipped, as pandas does
+    assert (
+        len(io._parse_csv(write_lines(lines, tmp_path / name), chunk_rows=2)) == 6
+    )  # skipped, as pandas does
 
     bad = lines.copy()
     cells = bad[7].split(",")  # data row 4
@@ -248,7 +265,7 @@ def test_blank_lines_are_skipped_and_errors_still_name_the_file_line(tmp_path, n
         io._parse_csv(write_lines(bad, tmp_path / ("bad_" + name)), chunk_rows=2)
 
     dup = lines.copy()
-    dup[8] = dup[3].split(",")[0] + dup[8][dup[8].index(","):]  # data row 5 takes row 0's id
+    dup[8] = dup[3].split(",")[0] + dup[8][dup[8].index(",") :]  # data row 5 takes row 0's id
     with pytest.raises(DataError, match=r"line 9, column id: duplicate"):
         io._parse_csv(write_lines(dup, tmp_path / ("dup_" + name)), chunk_rows=2)
 
@@ -298,11 +315,18 @@ def test_large_ids_are_kept_exactly_or_refused(tmp_path):
     assert read_digits(exact, use_cache=False).ids.tolist() == [9007199254740993, 5]
     wraps = tmp_path / "wraps.csv"
     wraps.write_text(f"{header}\n1,{pixels}\n10000000000000000000,{pixels}\n")
-    with pytest.raises(DataError, match=r"wraps.csv: line 3, column id: 10000000000000000000 is too large for an id"):
+    with pytest.raises(
+        DataError, match=r"wraps.csv: line 3, column id: 10000000000000000000 is too large for an id"
+    ):
         read_digits(wraps, use_cache=False)
-    decimals = tmp_path / "decimals.csv"  # 2**53 + 1 written as a decimal reads as 2**53: refused, not rounded
+    decimals = (
+        tmp_path / "decimals.csv"
+    )  # 2**53 + 1 written as a decimal reads as 2**53: refused, not rounded
     decimals.write_text(f"{header}\n1.0,{pixels}\n9007199254740993.0,{pixels}\n")
-    with pytest.raises(DataError, match=r"decimals.csv: line 3, column id: .* is too large for an id \(ids written as decimals"):
+    with pytest.raises(
+        DataError,
+        match=r"decimals.csv: line 3, column id: .* is too large for an id \(ids written as decimals",
+    ):
         read_digits(decimals, use_cache=False)
 
 
@@ -310,7 +334,9 @@ def test_damaged_gzip_bytes_are_one_error_naming_the_file(tmp_path):
     path = write(tmp_path, table_to_frame(make_table()), "train.csv.gz")
     raw = path.read_bytes()
     start = raw.index(b"\0", 10) + 1 if raw[3] & 0x08 else 10  # past the header and its file name (FNAME)
-    path.write_bytes(raw[:start] + bytes([raw[start] ^ 0xFF]) + raw[start + 1:])  # the first deflate block: zlib.error, not OSError
+    path.write_bytes(
+        raw[:start] + bytes([raw[start] ^ 0xFF]) + raw[start + 1 :]
+    )  # the first deflate block: zlib.error, not OSError
     with pytest.raises(DataError, match=r"train.csv.gz: cannot be read as CSV \(error: "):
         read_digits(path, use_cache=False)
 
@@ -322,4 +348,6 @@ def test_the_same_table_gives_the_same_gzip_bytes(tmp_path):
     time.sleep(1.1)  # gzip's header holds seconds
     second = atomic_write_csv(frame, tmp_path / "a.csv.gz").read_bytes()
     assert first == second and b".tmp" not in first[:64]
-    assert read_digits(tmp_path / "a.csv.gz", use_cache=False).images.tobytes() == make_table().images.tobytes()
+    assert (
+        read_digits(tmp_path / "a.csv.gz", use_cache=False).images.tobytes() == make_table().images.tobytes()
+    )

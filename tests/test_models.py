@@ -38,24 +38,63 @@ def resnet50_params(num_classes=10, in_chans=3):
 CASES = {
     # name: (kwargs, input shape, parameter count from the spec)
     "dnn": ({}, (1, 28, 28), dense(784, 300) + dense(300, 100) + dense(100, 10)),
-    "cnn": ({}, (1, 28, 28),
-            conv(1, 12, 7) + conv(12, 32, 3) + conv(32, 64, 3)  # 28 -> 14 -> 7 -> 3
-            + dense(64 * 3 * 3, 128) + dense(128, 64) + dense(64, 10)),
+    "cnn": (
+        {},
+        (1, 28, 28),
+        conv(1, 12, 7)
+        + conv(12, 32, 3)
+        + conv(32, 64, 3)  # 28 -> 14 -> 7 -> 3
+        + dense(64 * 3 * 3, 128)
+        + dense(128, 64)
+        + dense(64, 10),
+    ),
     # PReLU: one alpha per channel / unit. Spatial 28 -> 22 -> 18 -> 16 -> 14 -> 13 -> 10.
-    "dcnn": ({}, (1, 28, 28),
-             conv(1, 8, 7) + 8 + bn(8) + conv(8, 16, 5) + 16 + conv(16, 32, 3) + conv(32, 64, 3)
-             + conv(64, 128, 2) + conv(128, 64, 4)
-             + dense(64 * 10 * 10, 512) + 512 + bn(512) + dense(512, 512) + 512 + dense(512, 10)),
-    "convnet": ({}, (1, 28, 28),
-                conv(1, 64, 3) + 2 * conv(64, 64, 3) + 3 * bn(64)
-                + conv(64, 128, 3) + 2 * conv(128, 128, 3) + 3 * bn(128)
-                + conv(128, 256, 3) + conv(256, 256, 3) + 2 * bn(256)  # 28 -> 14 -> 7 -> 3
-                + dense(256 * 3 * 3, 256) + bn(256) + dense(256, 10)),
+    "dcnn": (
+        {},
+        (1, 28, 28),
+        conv(1, 8, 7)
+        + 8
+        + bn(8)
+        + conv(8, 16, 5)
+        + 16
+        + conv(16, 32, 3)
+        + conv(32, 64, 3)
+        + conv(64, 128, 2)
+        + conv(128, 64, 4)
+        + dense(64 * 10 * 10, 512)
+        + 512
+        + bn(512)
+        + dense(512, 512)
+        + 512
+        + dense(512, 10),
+    ),
+    "convnet": (
+        {},
+        (1, 28, 28),
+        conv(1, 64, 3)
+        + 2 * conv(64, 64, 3)
+        + 3 * bn(64)
+        + conv(64, 128, 3)
+        + 2 * conv(128, 128, 3)
+        + 3 * bn(128)
+        + conv(128, 256, 3)
+        + conv(256, 256, 3)
+        + 2 * bn(256)  # 28 -> 14 -> 7 -> 3
+        + dense(256 * 3 * 3, 256)
+        + bn(256)
+        + dense(256, 10),
+    ),
     "resnet50": ({"pretrained": False}, (3, 32, 32), resnet50_params()),
     # KResNet: per block a down conv + BN and a residual conv + BN (no conv biases); max-pool head.
-    "kresnet": ({}, (1, 28, 28),
-                sum(conv(a, b, 3, False) + bn(b) + conv(b, b, 3, False) + bn(b) for a, b in ((1, 32), (32, 64), (64, 128)))
-                + dense(128, 10)),
+    "kresnet": (
+        {},
+        (1, 28, 28),
+        sum(
+            conv(a, b, 3, False) + bn(b) + conv(b, b, 3, False) + bn(b)
+            for a, b in ((1, 32), (32, 64), (64, 128))
+        )
+        + dense(128, 10),
+    ),
 }
 
 
@@ -92,8 +131,14 @@ def test_parameter_count(name):
 
 # (batch, steps, lr, extra kwargs), sized to stay fast on two CPU cores; dropout stays on (train
 # mode) except in cnn, whose two 0.5 dropouts on 128/64 units need hundreds of steps to memorise noise.
-FIT = {"dnn": (32, 30, 3e-3, {}), "cnn": (32, 40, 3e-3, {"dropout": 0.0}), "dcnn": (16, 20, 1e-3, {}),
-       "convnet": (16, 15, 1e-3, {}), "resnet50": (16, 20, 1e-3, {}), "kresnet": (32, 30, 3e-3, {})}
+FIT = {
+    "dnn": (32, 30, 3e-3, {}),
+    "cnn": (32, 40, 3e-3, {"dropout": 0.0}),
+    "dcnn": (16, 20, 1e-3, {}),
+    "convnet": (16, 15, 1e-3, {}),
+    "resnet50": (16, 20, 1e-3, {}),
+    "kresnet": (32, 30, 3e-3, {}),
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -195,7 +240,10 @@ def test_kresnet_depth_and_width_follow_the_spec():
     """depth: residual steps per block; at widths (96, 192, 384) it spans the 1-5 M parameter range."""
     for widths, depth in (((32, 64, 128), 2), ((96, 192, 384), 1), ((96, 192, 384), 2)):
         chans = (1, *widths)
-        expected = sum(conv(a, b, 3, False) + bn(b) + depth * (conv(b, b, 3, False) + bn(b)) for a, b in zip(chans, chans[1:]))
+        expected = sum(
+            conv(a, b, 3, False) + bn(b) + depth * (conv(b, b, 3, False) + bn(b))
+            for a, b in zip(chans, chans[1:])
+        )
         expected += dense(widths[-1], 10)
         model = create_model("kresnet", widths=widths, depth=depth)
         assert n_params(model) == expected

@@ -10,8 +10,15 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TEST_ROWS
 
-TINY = ["model=dnn", "data.val_writers=1", "trainer.max_epochs=2", "trainer.limit_train_batches=4",
-        "trainer.limit_val_batches=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
+TINY = [
+    "model=dnn",
+    "data.val_writers=1",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def test_the_quickstart_notebook_runs_end_to_end(data_dir, tmp_path):
@@ -21,8 +28,9 @@ def test_the_quickstart_notebook_runs_end_to_end(data_dir, tmp_path):
     (parameters,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     parameters.source = f"DATA = {str(data_dir)!r}\nSETTING = {TINY!r}"
     # Runs in tmp_path: outputs/ lands there. A failing cell raises CellExecutionError with its traceback.
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     images = [sum("image/png" in out.get("data", {}) for out in cell.outputs) for cell in code]
@@ -48,20 +56,32 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
     from kmnist.errors import ConfigError
 
     monkeypatch.chdir(tmp_path)
-    png = lambda augment, split: kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split)._repr_png_()  # noqa: E731
+    png = lambda augment, split: kmnist.show_batch(
+        f"data.dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split
+    )._repr_png_()  # noqa: E731
     # Same rows either way (the loader's order is seeded), so only the augmentation can tell them apart.
     assert png("strong", "train") != png("none", "train")
     assert png("strong", "val") == png("none", "val")
     # Each validation set by its name; one the config lacks is one line, not an IndexError.
-    dev = kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", "data.val_file=${dev_file}", n=16, split="dev")._repr_png_()
+    dev = kmnist.show_batch(
+        f"data.dir={data_dir}", "data.val_writers=1", "data.val_file=${dev_file}", n=16, split="dev"
+    )._repr_png_()
     assert dev != png("none", "val")
     with pytest.raises(ConfigError, match=r"^split='dev': this config has no dev set \(data.val_file=null\)"):
         png("none", "dev")
-    with pytest.raises(ConfigError, match=r"^split='val': this config holds out no rows \(data.split=writer, data.val_writers=0\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^split='val': this config holds out no rows \(data.split=writer, data.val_writers=0\)$",
+    ):
         kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", split="val")
     # With a dev set, not a word that data.val_file is null; the set it has is named.
-    with pytest.raises(ConfigError, match=r"^split='val': .*\(data.split=writer, data.val_writers=0\); its data.val_file set is split='dev'$"):
-        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", "data.val_file=${dev_file}", split="val")
+    with pytest.raises(
+        ConfigError,
+        match=r"^split='val': .*\(data.split=writer, data.val_writers=0\); its data.val_file set is split='dev'$",
+    ):
+        kmnist.show_batch(
+            f"data.dir={data_dir}", "data.val_writers=0", "data.val_file=${dev_file}", split="val"
+        )
 
 
 def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypatch):
@@ -76,6 +96,11 @@ def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypa
         kmnist.show_batch(f"data.dir={data_dir}", n=0)
     with pytest.raises(DataError, match=r"nowhere: no such run folder"):
         kmnist.show_report(tmp_path / "nowhere")
-    (tmp_path / "quiet_run").mkdir()  # a run trained with report=false, or a figure name mistyped: said, not an empty list
-    with pytest.raises(DataError, match=r"quiet_run: none of curves.png, confusion.png is there \(a run trained with report=false"):
+    (
+        tmp_path / "quiet_run"
+    ).mkdir()  # a run trained with report=false, or a figure name mistyped: said, not an empty list
+    with pytest.raises(
+        DataError,
+        match=r"quiet_run: none of curves.png, confusion.png is there \(a run trained with report=false",
+    ):
         kmnist.show_report(tmp_path / "quiet_run")

@@ -24,15 +24,20 @@ def test_auto_precision_trains_with_what_this_cpu_computes_natively(compose_trai
     assert run.trainer.precision == expected  # Lightning got the resolved value, not "auto"
     stored = torch.load(metrics["best_ckpt"], weights_only=True)["hyper_parameters"]["config"]
     assert stored["trainer"]["precision"] == expected
-    assert f'trainer.precision: "{expected}"  # trainer.precision=auto: ' in (tmp_path / "derived.yaml").read_text()
+    assert (
+        f'trainer.precision: "{expected}"  # trainer.precision=auto: '
+        in (tmp_path / "derived.yaml").read_text()
+    )
 
 
 def test_explicit_precisions_are_left_as_given():
     assert resolve_precision("32-true", "auto") is None and resolve_precision("bf16-mixed", "cpu") is None
     # No GPU here: auto on one asked for but absent falls back to float32, saying why.
     if not torch.cuda.is_available():
-        assert resolve_precision("auto", "gpu") == ("32-true", "trainer.precision=auto: no native bf16 on cuda "
-                                                               "(bf16 would be emulated, slower than float32)")
+        assert resolve_precision("auto", "gpu") == (
+            "32-true",
+            "trainer.precision=auto: no native bf16 on cuda (bf16 would be emulated, slower than float32)",
+        )
 
 
 def test_bf16_prediction_runs_under_autocast_and_stays_close(compose_train, data_dir):
@@ -48,10 +53,19 @@ def test_bf16_prediction_runs_under_autocast_and_stays_close(compose_train, data
 
 
 def test_a_bad_predict_precision_is_one_line_before_any_checkpoint_is_read(tmp_path):
-    done = run_cli("predict.py", f"ckpt={tmp_path / 'absent.ckpt'}", "precision=fp16", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    done = run_cli(
+        "predict.py",
+        f"ckpt={tmp_path / 'absent.ckpt'}",
+        "precision=fp16",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert "precision='fp16': expected one of 32-true, 32, bf16-mixed, bf16, auto" in last and "Traceback" not in done.stderr
+    assert (
+        "precision='fp16': expected one of 32-true, 32, bf16-mixed, bf16, auto" in last
+        and "Traceback" not in done.stderr
+    )
 
 
 def test_auto_takes_bf16_only_on_gpus_that_compute_it_natively(monkeypatch):
@@ -61,5 +75,7 @@ def test_auto_takes_bf16_only_on_gpus_that_compute_it_natively(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert native_bf16("cuda") is None
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100/H100
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: True
+    )  # an A100/H100
     assert native_bf16("cuda") == "this GPU computes bf16 natively"

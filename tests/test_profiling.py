@@ -13,7 +13,10 @@ from kmnist.tasks.train import train
 def _fit_with_profiler(compose_train, **options):
     cfg = compose_train("model=cnn", "report=false", "validate_best=false")
     with open_dict(cfg):
-        cfg.callbacks["profile"] = {"_target_": "kmnist.callbacks.profiling.StepProfiler", **{"row_limit": 5, **options}}
+        cfg.callbacks["profile"] = {
+            "_target_": "kmnist.callbacks.profiling.StepProfiler",
+            **{"row_limit": 5, **options},
+        }
     train(cfg)
 
 
@@ -24,7 +27,9 @@ def test_step_profiler_writes_a_report_of_the_window(compose_train, tmp_path):
     report = (tmp_path / "profile.txt").read_text()
     per_step = re.search(r"^3 steps in ([\d.]+) ms: ([\d.]+) ms per step", report, re.M)
     assert per_step and float(per_step[2]) > 0
-    assert "by host time (self)" in report and "aten::convolution" in report  # torch.profiler's table of CNN1's ops
+    assert (
+        "by host time (self)" in report and "aten::convolution" in report
+    )  # torch.profiler's table of CNN1's ops
     assert warnings.filters == filters
 
 

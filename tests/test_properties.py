@@ -17,19 +17,33 @@ from kmnist.data.idx import read_idx
 from kmnist.data.io import PIXEL_COLUMNS, DigitTable, read_digits, table_to_frame
 from kmnist.errors import DataError
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 images_strategy = st.integers(1, 6).flatmap(lambda n: arrays(np.uint8, (n, 28, 28)))
 
 
 @SETTINGS
-@given(images=images_strategy, with_labels=st.booleans(), with_ids=st.booleans(), gz=st.booleans(), data=st.data())
+@given(
+    images=images_strategy,
+    with_labels=st.booleans(),
+    with_ids=st.booleans(),
+    gz=st.booleans(),
+    data=st.data(),
+)
 def test_valid_csv_round_trips(tmp_path_factory, images, with_labels, with_ids, gz, data):
     n = len(images)
     labels = np.array(data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))) if with_labels else None
-    ids = np.array(data.draw(st.lists(st.integers(-10**6, 10**6), min_size=n, max_size=n, unique=True))) if with_ids else None
+    ids = (
+        np.array(data.draw(st.lists(st.integers(-(10**6), 10**6), min_size=n, max_size=n, unique=True)))
+        if with_ids
+        else None
+    )
     path = tmp_path_factory.mktemp("csv") / ("t.csv.gz" if gz else "t.csv")
-    table_to_frame(DigitTable(images, labels, ids)).to_csv(path, index=False, compression="gzip" if gz else None)
+    table_to_frame(DigitTable(images, labels, ids)).to_csv(
+        path, index=False, compression="gzip" if gz else None
+    )
     got = read_digits(path, use_cache=False)
     np.testing.assert_array_equal(got.images, images)
     assert (got.labels is None) == (labels is None) and (got.ids is None) == (ids is None)
@@ -39,8 +53,12 @@ def test_valid_csv_round_trips(tmp_path_factory, images, with_labels, with_ids, 
         np.testing.assert_array_equal(got.ids, ids)
 
 
-bad_cell = st.one_of(st.integers(256, 10**6), st.integers(-10**6, -1), st.floats(0.01, 254.99).filter(lambda v: v != int(v)),
-                     st.text(alphabet="abcxyz!?", min_size=1, max_size=5))
+bad_cell = st.one_of(
+    st.integers(256, 10**6),
+    st.integers(-(10**6), -1),
+    st.floats(0.01, 254.99).filter(lambda v: v != int(v)),
+    st.text(alphabet="abcxyz!?", min_size=1, max_size=5),
+)
 
 
 @SETTINGS
@@ -76,8 +94,15 @@ def test_random_bytes_as_csv_raise_data_error(tmp_path_factory, raw, gz):
 
 
 @SETTINGS
-@given(batch=st.integers(1, 8), seed=st.integers(0, 2**16), rotation=st.floats(0, 30), translate=st.floats(0, 0.3),
-       shear=st.floats(0, 0.3), zoom=st.floats(0, 0.4), erase_p=st.floats(0, 1))
+@given(
+    batch=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+    rotation=st.floats(0, 30),
+    translate=st.floats(0, 0.3),
+    shear=st.floats(0, 0.3),
+    zoom=st.floats(0, 0.4),
+    erase_p=st.floats(0, 1),
+)
 def test_augment_keeps_shape_dtype_and_range(batch, seed, rotation, translate, shear, zoom, erase_p):
     torch.manual_seed(seed)
     x = torch.rand(batch, 1, 28, 28)

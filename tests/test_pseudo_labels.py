@@ -21,7 +21,9 @@ from kmnist.tasks.train import train
 def predict_cfg(*overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name="predict", return_hydra_config=True, overrides=["progress=false", *overrides])
+        cfg = compose(
+            config_name="predict", return_hydra_config=True, overrides=["progress=false", *overrides]
+        )
     HydraConfig().set_config(cfg)
     return cfg
 
@@ -32,8 +34,14 @@ def test_pseudo_labels_hold_the_confident_rows_and_train_the_second_stage(compos
     test_file = data_dir / "test.csv.gz"
     probs = predict_proba([load_checkpoint(ckpt)], read_digits(test_file).images, progress=False)
     threshold = float(np.median(probs.max(axis=1)))  # about half the rows are "confident"
-    result = predict(predict_cfg(f"ckpt={ckpt}", f"input={test_file}", f"output={tmp_path / 'sub.csv'}",
-                                 f"pseudo_label_threshold={threshold}"))
+    result = predict(
+        predict_cfg(
+            f"ckpt={ckpt}",
+            f"input={test_file}",
+            f"output={tmp_path / 'sub.csv'}",
+            f"pseudo_label_threshold={threshold}",
+        )
+    )
 
     pseudo_path = tmp_path / "pseudo_labels.csv.gz"
     pseudo = read_digits(pseudo_path)
@@ -68,8 +76,14 @@ def test_extra_train_without_labels_is_refused_naming_the_file(compose_train, da
 
 
 def test_bad_threshold_is_one_clear_line(data_dir, tmp_path):
-    done = run_cli("predict.py", "ckpt=unused.ckpt", f"input={data_dir / 'test.csv.gz'}", "pseudo_label_threshold=1.5",
-                   f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    done = run_cli(
+        "predict.py",
+        "ckpt=unused.ckpt",
+        f"input={data_dir / 'test.csv.gz'}",
+        "pseudo_label_threshold=1.5",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert "pseudo_label_threshold=1.5: expected a probability in [0, 1]" in done.stderr
     assert "Traceback" not in done.stderr

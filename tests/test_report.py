@@ -39,10 +39,20 @@ TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2])
 PRED = np.array([0, 0, 1, 1, 1, 2, 2, 5])
 CONFIDENCE = np.array([0.9, 0.8, 0.95, 0.7, 0.9, 0.99, 0.6, 0.55])  # of each predicted class
 EXPECTED_PER_CLASS = {  # digit: (precision, recall, f1, support)
-    0: (1.0, 2 / 3, 0.8, 3), 1: (2 / 3, 1.0, 0.8, 2), 2: (1.0, 2 / 3, 0.8, 3), 5: (0.0, 0.0, 0.0, 0),
+    0: (1.0, 2 / 3, 0.8, 3),
+    1: (2 / 3, 1.0, 0.8, 2),
+    2: (1.0, 2 / 3, 0.8, 3),
+    5: (0.0, 0.0, 0.0, 0),
 }
-EXPECTED_SUMMARY = {"accuracy": 0.75, "precision_macro": 2 / 3, "recall_macro": 7 / 12, "f1_macro": 0.6,
-                    "precision_micro": 0.75, "recall_micro": 0.75, "f1_micro": 0.75}
+EXPECTED_SUMMARY = {
+    "accuracy": 0.75,
+    "precision_macro": 2 / 3,
+    "recall_macro": 7 / 12,
+    "f1_macro": 0.6,
+    "precision_micro": 0.75,
+    "recall_micro": 0.75,
+    "f1_micro": 0.75,
+}
 
 
 def probabilities(preds: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -58,7 +68,9 @@ def digit_images(count: int) -> np.ndarray:
 
 
 def test_evaluate_matches_hand_computed_scores(tmp_path):
-    summary = evaluate(probabilities(PRED, CONFIDENCE), TRUE, digit_images(len(TRUE)), tmp_path, title="hand example")
+    summary = evaluate(
+        probabilities(PRED, CONFIDENCE), TRUE, digit_images(len(TRUE)), tmp_path, title="hand example"
+    )
 
     assert set(summary) == set(EXPECTED_SUMMARY)
     assert all(type(value) is float for value in summary.values())

@@ -37,10 +37,16 @@ def slurm(tmp_path_factory) -> dict:
     """The environment that points SLURM's commands at a cluster started for this session."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"SLURM tests need Debian's slurm-wlm and munge (apt-get install slurm-wlm munge): "
-                    f"{', '.join(missing)} not found")
+        pytest.skip(
+            f"SLURM tests need Debian's slurm-wlm and munge (apt-get install slurm-wlm munge): "
+            f"{', '.join(missing)} not found"
+        )
     # .ci/run names the folder, so that its trap can stop the daemons should this session be killed.
-    state = Path(os.environ["KMNIST_SLURM_DIR"]) if os.environ.get("KMNIST_SLURM_DIR") else tmp_path_factory.mktemp("slurm")
+    state = (
+        Path(os.environ["KMNIST_SLURM_DIR"])
+        if os.environ.get("KMNIST_SLURM_DIR")
+        else tmp_path_factory.mktemp("slurm")
+    )
     try:
         up = subprocess.run([str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=90)
     except subprocess.TimeoutExpired:
@@ -57,21 +63,37 @@ def slurm(tmp_path_factory) -> dict:
 
 
 def sbatch(env: dict, out: Path, command: str, *options: str) -> str:
-    done = subprocess.run(["sbatch", "--parsable", f"--output={out}", "--chdir", str(out.parent), *options,
-                           "--wrap", command], env=env, capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        ["sbatch", "--parsable", f"--output={out}", "--chdir", str(out.parent), *options, "--wrap", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout.strip().split(";")[0]
 
 
 def job_state(env: dict, job: str) -> dict:
-    shown = subprocess.run(["scontrol", "show", "job", "-o", job], env=env, capture_output=True, text=True, timeout=30).stdout
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job], env=env, capture_output=True, text=True, timeout=30
+    ).stdout
     return dict(field.split("=", 1) for field in shown.split() if "=" in field)
 
 
 def wait_job(env: dict, job: str, timeout: float = 300) -> dict:
     """Until the job has ended; its scontrol record (JobState, ExitCode)."""
     deadline = time.time() + timeout
-    while (state := job_state(env, job)).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", None):
-        assert time.time() < deadline, f"job {job} still {state.get('JobState')} after {timeout:.0f} s: {state.get('Reason')}"
+    while (state := job_state(env, job)).get("JobState") in (
+        "PENDING",
+        "RUNNING",
+        "CONFIGURING",
+        "COMPLETING",
+        None,
+    ):
+        assert time.time() < deadline, (
+            f"job {job} still {state.get('JobState')} after {timeout:.0f} s: {state.get('Reason')}"
+        )
         time.sleep(0.5)
     return state
 
@@ -84,12 +106,33 @@ def train_command(*args: str) -> str:
 def test_a_sweep_through_the_submitit_slurm_launcher(slurm, data_dir, tmp_path):
     """Each job of `-m` is a SLURM job (CPU settings: no GPU, one CPU, 2 GB)."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null",
-         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10",
-         "model=dnn", "seed=1,2", f"data.dir={data_dir}", "data.val_writers=1", "trainer.max_epochs=1",
-         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.accelerator=cpu",
-         "trainer.enable_progress_bar=false", "report=false", f"paths.log_dir={tmp_path}"],
-        cwd=tmp_path, env=slurm, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.gpus_per_node=null",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=2",
+            "hydra.launcher.timeout_min=10",
+            "model=dnn",
+            "seed=1,2",
+            f"data.dir={data_dir}",
+            "data.val_writers=1",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+            "trainer.limit_val_batches=1",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "report=false",
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=slurm,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     [sweep] = list((tmp_path / "multirun").glob("*/*"))
     board = pd.read_csv(sweep / "leaderboard.csv")
@@ -103,12 +146,23 @@ def test_a_sweep_through_the_submitit_slurm_launcher(slurm, data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_two_task_ddp_job_started_by_slurm_matches_one_process(slurm, data_dir, tmp_path, one_process_slice):
+def test_a_two_task_ddp_job_started_by_slurm_matches_one_process(
+    slurm, data_dir, tmp_path, one_process_slice
+):
     env = {**slurm, "MASTER_PORT": str(free_port())}  # else Lightning derives it from the job id
-    job = sbatch(env, tmp_path / "job.out", "srun " + train_command("trainer=ddp", *slice_args(data_dir, f"paths.log_dir={tmp_path}")),
-                 "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=4G")
+    job = sbatch(
+        env,
+        tmp_path / "job.out",
+        "srun " + train_command("trainer=ddp", *slice_args(data_dir, f"paths.log_dir={tmp_path}")),
+        "--nodes=1",
+        "--ntasks-per-node=2",
+        "--cpus-per-task=1",
+        "--mem=4G",
+    )
     state = wait_job(env, job)
-    assert (state["JobState"], state["ExitCode"]) == ("COMPLETED", "0:0"), (tmp_path / "job.out").read_text()[-3000:]
+    assert (state["JobState"], state["ExitCode"]) == ("COMPLETED", "0:0"), (tmp_path / "job.out").read_text()[
+        -3000:
+    ]
     [run_dir] = run_dirs(tmp_path)  # one run directory for both tasks
     log = (run_dir / "train.log").read_text()
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1" not in log
@@ -120,23 +174,47 @@ def test_a_two_task_ddp_job_started_by_slurm_matches_one_process(slurm, data_dir
 def test_a_preempted_job_resumes_from_last_ckpt_to_the_same_result(slurm, data_dir, tmp_path):
     epochs = 3
     args = slice_args(data_dir, "trainer.check_val_every_n_epoch=1", epochs=epochs)
-    straight = sbatch(slurm, tmp_path / "straight.out", "srun " + train_command(*args, f"hydra.run.dir={tmp_path / 'straight'}"),
-                      "--ntasks=1", "--cpus-per-task=1", "--mem=2G")
+    straight = sbatch(
+        slurm,
+        tmp_path / "straight.out",
+        "srun " + train_command(*args, f"hydra.run.dir={tmp_path / 'straight'}"),
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--mem=2G",
+    )
     run = tmp_path / "preempted"
-    job = sbatch(slurm, tmp_path / "preempted.out", "srun " + train_command(*args, f"hydra.run.dir={run}"),
-                 "--ntasks=1", "--cpus-per-task=1", "--mem=2G")
+    job = sbatch(
+        slurm,
+        tmp_path / "preempted.out",
+        "srun " + train_command(*args, f"hydra.run.dir={run}"),
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--mem=2G",
+    )
     wait_for(run / "checkpoints" / "last.ckpt", timeout=300)  # epoch 0 done: preempt during a later one
     subprocess.run(["scancel", "--signal=TERM", job], env=slurm, check=True, timeout=30)
     state = wait_job(slurm, job)
     out = (tmp_path / "preempted.out").read_text()
     assert "interrupted at epoch" in out and f"ckpt_path={run}" in out, out[-3000:]
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert saved["epoch"] < epochs - 1 and not (run / "metrics.json").exists(), "finished before the preemption"
+    assert saved["epoch"] < epochs - 1 and not (run / "metrics.json").exists(), (
+        "finished before the preemption"
+    )
 
-    resumed = sbatch(slurm, tmp_path / "resumed.out",
-                     "srun " + train_command(*args, f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={run}"),
-                     "--ntasks=1", "--cpus-per-task=1", "--mem=2G")
+    resumed = sbatch(
+        slurm,
+        tmp_path / "resumed.out",
+        "srun " + train_command(*args, f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={run}"),
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--mem=2G",
+    )
     for name, ended in (("straight", wait_job(slurm, straight)), ("resumed", wait_job(slurm, resumed))):
-        assert (ended["JobState"], ended["ExitCode"]) == ("COMPLETED", "0:0"), (tmp_path / f"{name}.out").read_text()[-3000:]
-    print(f"preempted ({state['JobState']}, exit {state['ExitCode']}) at epoch {saved['epoch']} step {saved['global_step']}; "
-          "resumed vs uninterrupted:", assert_same_run(tmp_path / "resumed", tmp_path / "straight", exact=True))
+        assert (ended["JobState"], ended["ExitCode"]) == ("COMPLETED", "0:0"), (
+            tmp_path / f"{name}.out"
+        ).read_text()[-3000:]
+    print(
+        f"preempted ({state['JobState']}, exit {state['ExitCode']}) at epoch {saved['epoch']} step {saved['global_step']}; "
+        "resumed vs uninterrupted:",
+        assert_same_run(tmp_path / "resumed", tmp_path / "straight", exact=True),
+    )

@@ -33,14 +33,26 @@ def finished_trials(db) -> int:
 
 
 def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
-    command = ["-m", "hparams_search=optuna", "model=dnn", "hydra.sweeper.n_trials=4", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    command = [
+        "-m",
+        "hparams_search=optuna",
+        "model=dnn",
+        "hydra.sweeper.n_trials=4",
+        f"data.dir={data_dir}",
+        *tiny_run(tmp_path),
+    ]
     sweep = tmp_path / "multirun" / "optuna" / "dnn"  # stable: the same command finds the same study
     db = sweep / "study.db"
 
     # First launch: killed (no clean-up, like a lost machine) once two trials have finished.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *command], cwd=tmp_path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while finished_trials(db) < 2 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -66,8 +78,12 @@ def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
     # The trials drawn after the resume are new ones: a seeded sampler restarted at every launch
     # repeated trial 0's parameters.
     rerun = failed[0].number + 1 if failed else None
-    drawn_after = [t for t in trials if t.number >= 2 and t.state == TrialState.COMPLETE and t.number != rerun]
-    assert drawn_after and all(t.params != trials[0].params and t.params != trials[1].params for t in drawn_after)
+    drawn_after = [
+        t for t in trials if t.number >= 2 and t.state == TrialState.COMPLETE and t.number != rerun
+    ]
+    assert drawn_after and all(
+        t.params != trials[0].params and t.params != trials[1].params for t in drawn_after
+    )
     # Job folder N holds trial N; the leaderboard ranks the whole study.
     board = pd.read_csv(sweep / "leaderboard.csv")
     assert sorted(board.loc[board["status"] == "ok", "job"]) == complete
@@ -81,22 +97,38 @@ def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
     """The same command again while the first sweep still runs its study: refused in one line, and the
     first goes on to the end (the second took its live trial for a crashed one, failed it, and the
     first died). Once the first has ended the study is free again."""
-    command = ["-m", "hparams_search=optuna", "model=dnn", "hydra.sweeper.n_trials=6", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    command = [
+        "-m",
+        "hparams_search=optuna",
+        "model=dnn",
+        "hydra.sweeper.n_trials=6",
+        f"data.dir={data_dir}",
+        *tiny_run(tmp_path),
+    ]
     sweep = tmp_path / "multirun" / "optuna" / "dnn"
     db = sweep / "study.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *command], cwd=tmp_path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while trials_started(db) < 1 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert first.poll() is None, "the first sweep ended before the second launch"
 
     second = run_cli("train.py", *command, cwd=tmp_path)
-    assert second.returncode == 1, ("the first sweep had ended already (too quick to test)\n" if first.poll() == 0 else "") + second.stderr[-3000:]
+    assert second.returncode == 1, (
+        "the first sweep had ended already (too quick to test)\n" if first.poll() == 0 else ""
+    ) + second.stderr[-3000:]
     assert second.stderr.strip().splitlines()[-1] == (
         f"error: hydra.sweeper.study_name=dnn: another sweep is running this study (lock {sweep / 'study.db.dnn.lock'}); "
-        "wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage")
+        "wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage"
+    )
 
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-3000:]
@@ -120,7 +152,8 @@ def test_a_study_continued_with_other_overrides_is_refused(data_dir, tmp_path):
     assert changed.returncode == 1, changed.stderr[-3000:]
     assert changed.stderr.strip().splitlines()[-1] == (
         "error: hydra.sweeper.study_name=dnn: its trials ran with other overrides (trainer.limit_train_batches: 3 -> 5); "
-        "repeat their command to continue this study, or start another with hydra.sweeper.study_name=NAME")
+        "repeat their command to continue this study, or start another with hydra.sweeper.study_name=NAME"
+    )
     db = tmp_path / "multirun" / "optuna" / "dnn" / "study.db"
     assert count_trials(db) == 1
     more = run_cli("train.py", *command, "hydra.sweeper.n_trials=2", cwd=tmp_path)
@@ -144,5 +177,7 @@ def test_a_trial_killed_while_its_overrides_were_recorded_does_not_block_the_stu
     cut_short.set_user_attr("model", "dnn")
     assert resume_study(storage, "dnn", 3, fixed) == (2, 2)
     # A finished trial's overrides still count: another command is refused.
-    with pytest.raises(ConfigError, match=r"its trials ran with other overrides \(data.dir: /data -> /elsewhere\)"):
+    with pytest.raises(
+        ConfigError, match=r"its trials ran with other overrides \(data.dir: /data -> /elsewhere\)"
+    ):
         resume_study(storage, "dnn", 3, {**fixed, "data.dir": "/elsewhere"})

@@ -45,5 +45,7 @@ def test_files_with_one_name_in_two_folders_are_both_shown(tmp_path, capsys):
     new = write(tmp_path / "new" / "dig.csv", [0, 1, 2, 2])
     submission_counts.main([old, new])
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("| old/dig | 4 |") for line in lines) and any(line.startswith("| new/dig | 4 |") for line in lines)
+    assert any(line.startswith("| old/dig | 4 |") for line in lines) and any(
+        line.startswith("| new/dig | 4 |") for line in lines
+    )
     assert "| old/dig | new/dig | 1 of 4 |" in lines

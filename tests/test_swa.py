@@ -13,8 +13,14 @@ from kmnist.tasks.train import train
 
 
 def swa_config(compose_train, *overrides: str):
-    cfg = compose_train("model=cnn", "callbacks=[default,swa]", "report=false", "scheduler=none",
-                        "~callbacks.show_batch", *overrides)
+    cfg = compose_train(
+        "model=cnn",
+        "callbacks=[default,swa]",
+        "report=false",
+        "scheduler=none",
+        "~callbacks.show_batch",
+        *overrides,
+    )
     with open_dict(cfg):
         cfg.trainer.max_epochs = 3
         cfg.callbacks.model_checkpoint.monitor = None  # every epoch's checkpoint kept
@@ -31,7 +37,9 @@ def test_checkpoints_hold_the_equal_average_of_the_epochs_from_start(compose_tra
     # Epoch 0 comes before `start`: its checkpoint is the trained weights, with no averaging state.
     assert "current_model_state" not in first and "averaging_state" not in first
     # Epoch 1: an average of one, the weights themselves; epoch 2: the mean of epochs 1 and 2.
-    assert int(second["averaging_state"]["n_averaged"]) == 1 and int(third["averaging_state"]["n_averaged"]) == 2
+    assert (
+        int(second["averaging_state"]["n_averaged"]) == 1 and int(third["averaging_state"]["n_averaged"]) == 2
+    )
     for key, averaged in third["state_dict"].items():
         if averaged.is_floating_point():  # weights and BatchNorm statistics alike
             expected = (second["current_model_state"][key] + third["current_model_state"][key]) / 2
@@ -44,12 +52,20 @@ def test_checkpoints_hold_the_equal_average_of_the_epochs_from_start(compose_tra
     assert 0.0 <= metrics["val/acc"] <= 1.0
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["callbacks=[default,ema,swa]"], "callbacks.ema and callbacks.swa: pick one weight average"),
-    (["callbacks.swa.start=3"], "callbacks.swa.start=3: epoch 3 is past the last one (trainer.max_epochs=3)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["callbacks=[default,ema,swa]"], "callbacks.ema and callbacks.swa: pick one weight average"),
+        (
+            ["callbacks.swa.start=3"],
+            "callbacks.swa.start=3: epoch 3 is past the last one (trainer.max_epochs=3)",
+        ),
+    ],
+)
 def test_misconfigured_averaging_is_one_line(compose_train, overrides, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         train(swa_config(compose_train, *overrides))
 
 

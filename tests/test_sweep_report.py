@@ -20,11 +20,19 @@ from kmnist.report.sweep_callback import LeaderboardCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = {  # job: (overrides, metrics.json or None when the job never finished)
-    0: (["model=cnn", "optim.lr=0.01"], {"val/acc": 0.95, "val/loss": 0.2, "epochs": 3, "train_seconds": 10.5, "model": "cnn"}),
-    1: (["model=resnet", "optim.lr=0.001", "data.batch_size=256", "trainer.max_epochs=30"],
-        {"val/acc": 0.99, "val/loss": 0.05, "epochs": 30, "train_seconds": 99.0, "model": "resnet"}),
+    0: (
+        ["model=cnn", "optim.lr=0.01"],
+        {"val/acc": 0.95, "val/loss": 0.2, "epochs": 3, "train_seconds": 10.5, "model": "cnn"},
+    ),
+    1: (
+        ["model=resnet", "optim.lr=0.001", "data.batch_size=256", "trainer.max_epochs=30"],
+        {"val/acc": 0.99, "val/loss": 0.05, "epochs": 30, "train_seconds": 99.0, "model": "resnet"},
+    ),
     2: (["model=mlp"], None),
-    3: (["model=dnn"], {"val/acc": 0.97, "val/loss": 0.1, "epochs": 5, "train_seconds": 20.25, "model": "dnn"}),
+    3: (
+        ["model=dnn"],
+        {"val/acc": 0.97, "val/loss": 0.1, "epochs": 5, "train_seconds": 20.25, "model": "dnn"},
+    ),
 }
 
 
@@ -45,8 +53,13 @@ def sweep(tmp_path) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kmnist.report.sweep", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kmnist.report.sweep", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_gather_sorts_best_first_and_marks_missing(sweep):
@@ -55,7 +68,9 @@ def test_gather_sorts_best_first_and_marks_missing(sweep):
     assert board["status"].tolist() == ["ok", "ok", "ok", "missing metrics"]
     assert math.isnan(board.loc[3, "val/acc"])
     assert board.loc[3, "overrides"] == "model=mlp"
-    assert {"job", "overrides", "val/acc", "epochs", "train_seconds", "best_ckpt", "status"} <= set(board.columns)
+    assert {"job", "overrides", "val/acc", "epochs", "train_seconds", "best_ckpt", "status"} <= set(
+        board.columns
+    )
 
 
 def test_best_row_equals_its_metrics_json(sweep):
@@ -145,22 +160,39 @@ def test_jobs_that_differ_only_in_seed_form_arms_with_mean_and_std(tmp_path):
     from kmnist.report.sweep import arms
 
     sweep_dir = tmp_path / "grid"
-    results = {0: ("model=a seed=0", 0.90), 1: ("model=a seed=1", 0.94), 2: ("model=b seed=0", 0.95),
-               3: ("model=b seed=1", 0.97), 4: ("model=b seed=2", 0.96), 5: ("model=c seed=0", None)}
+    results = {
+        0: ("model=a seed=0", 0.90),
+        1: ("model=a seed=1", 0.94),
+        2: ("model=b seed=0", 0.95),
+        3: ("model=b seed=1", 0.97),
+        4: ("model=b seed=2", 0.96),
+        5: ("model=c seed=0", None),
+    }
     for job, (overrides, acc) in results.items():
         (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
         (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides.split()))
         if acc is not None:
-            (sweep_dir / str(job) / "metrics.json").write_text(json.dumps({"dev/acc": acc, "train_seconds": 10.0 + job}))
+            (sweep_dir / str(job) / "metrics.json").write_text(
+                json.dumps({"dev/acc": acc, "train_seconds": 10.0 + job})
+            )
     table = arms(gather(sweep_dir, "dev/acc"), "dev/acc")
-    assert table["arm"].tolist() == ["model=b", "model=a", "model=c"]  # best mean first; an arm with no finished job last
+    assert table["arm"].tolist() == [
+        "model=b",
+        "model=a",
+        "model=c",
+    ]  # best mean first; an arm with no finished job last
     assert table["mean"].tolist()[:2] == pytest.approx([0.96, 0.92]) and math.isnan(table["mean"][2])
     assert table["std"].tolist()[:2] == pytest.approx([0.01, 0.028284271])  # sample std over the seeds
-    assert table["seeds"].tolist() == [3, 2, 0] and table["train_seconds"].tolist()[:2] == pytest.approx([13.0, 10.5])
+    assert table["seeds"].tolist() == [3, 2, 0] and table["train_seconds"].tolist()[:2] == pytest.approx(
+        [13.0, 10.5]
+    )
     write_leaderboard(sweep_dir, "dev/acc")
     assert pd.read_csv(sweep_dir / "arms.csv")["arm"].tolist() == ["model=b", "model=a", "model=c"]
     board_md = (sweep_dir / "leaderboard.md").read_text()
-    assert "| 1 | `model=b` | 0.9600 ± 0.0100 | 3 |" in board_md and "| 3 | `model=c` | no finished job | 0 |" in board_md
+    assert (
+        "| 1 | `model=b` | 0.9600 ± 0.0100 | 3 |" in board_md
+        and "| 3 | `model=c` | no finished job | 0 |" in board_md
+    )
 
 
 def test_an_arm_whose_jobs_all_failed_keeps_its_name_and_the_others_theirs(tmp_path):
@@ -168,11 +200,20 @@ def test_an_arm_whose_jobs_all_failed_keeps_its_name_and_the_others_theirs(tmp_p
     from kmnist.report.sweep import arms
 
     sweep_dir = tmp_path / "grid"
-    for job, (overrides, acc) in enumerate([("model=a seed=0", 0.9), ("model=a seed=1", 0.92), ("model=c seed=0", None), ("model=c seed=1", None)]):
+    for job, (overrides, acc) in enumerate(
+        [
+            ("model=a seed=0", 0.9),
+            ("model=a seed=1", 0.92),
+            ("model=c seed=0", None),
+            ("model=c seed=1", None),
+        ]
+    ):
         (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
         (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides.split()))
         if acc is not None:
-            (sweep_dir / str(job) / "metrics.json").write_text(json.dumps({"dev/acc": acc, "train_seconds": 1.0, "epochs": 1}))
+            (sweep_dir / str(job) / "metrics.json").write_text(
+                json.dumps({"dev/acc": acc, "train_seconds": 1.0, "epochs": 1})
+            )
     assert arms(gather(sweep_dir, "dev/acc"), "dev/acc")["arm"].tolist() == ["model=a", "model=c"]
 
 
@@ -182,10 +223,27 @@ def test_the_leaderboard_ranks_by_the_metric_the_jobs_recorded(tmp_path):
     sweep_dir = tmp_path / "sweep"
     for job, acc in enumerate([0.91, 0.95]):
         (sweep_dir / str(job) / ".hydra").mkdir(parents=True)
-        (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optim.lr=0.0{job + 1}"]))
-        (sweep_dir / str(job) / "metrics.json").write_text(json.dumps(
-            {"dev/acc": acc, "epochs": 1, "train_seconds": 1.0, "optimized_metric": "dev/acc", "leaderboard_metric": "dev/acc"}))
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}, "optimized_metric": "val/acc", "leaderboard_metric": "val/acc"})
+        (sweep_dir / str(job) / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"optim.lr=0.0{job + 1}"])
+        )
+        (sweep_dir / str(job) / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "dev/acc": acc,
+                    "epochs": 1,
+                    "train_seconds": 1.0,
+                    "optimized_metric": "dev/acc",
+                    "leaderboard_metric": "dev/acc",
+                }
+            )
+        )
+    config = OmegaConf.create(
+        {
+            "hydra": {"sweep": {"dir": str(sweep_dir)}},
+            "optimized_metric": "val/acc",
+            "leaderboard_metric": "val/acc",
+        }
+    )
     LeaderboardCallback().on_multirun_end(config=config)
     board = pd.read_csv(sweep_dir / "leaderboard.csv")
     assert board["dev/acc"].tolist() == [0.95, 0.91] and (board["status"] == "ok").all()
@@ -225,5 +283,7 @@ def test_a_crash_of_this_launch_fails_it_whatever_time_its_file_carries(tmp_path
     (sweep / "1" / "failed.txt").write_text("RuntimeError: this launch's crash\n")
     stamp = time.time() - behind
     os.utime(sweep / "1" / "failed.txt", (stamp, stamp))
-    with pytest.raises(SystemExit, match=r"1 job of this sweep crashed \(job 1: RuntimeError: this launch's crash\)"):
+    with pytest.raises(
+        SystemExit, match=r"1 job of this sweep crashed \(job 1: RuntimeError: this launch's crash\)"
+    ):
         callback.on_multirun_end(config=config)

@@ -63,7 +63,9 @@ def test_a_fit_logs_params_metrics_and_artifacts_to_mlflow(compose_train, tmp_pa
     assert ckpt.path.endswith(".ckpt") and ckpt.file_size > 1000
     # MLflow's own UI, as README starts it, lists the run.
     with mlflow_ui(f"sqlite:///{store}") as url:
-        found = post_json(f"{url}/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [experiment.experiment_id]})
+        found = post_json(
+            f"{url}/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [experiment.experiment_id]}
+        )
     assert [r["info"]["run_id"] for r in found["runs"]] == [logged.info.run_id]
 
 
@@ -83,9 +85,26 @@ def post_json(url: str, payload: dict) -> dict:
 def mlflow_ui(store: str):
     """`mlflow ui` on 127.0.0.1, in its own process group (it starts workers and a job runner), stopped by its pid."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"], start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -94,7 +113,9 @@ def mlflow_ui(store: str):
                 urllib.request.urlopen(f"{url}/health", timeout=2).read()
                 break
             except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, f"mlflow ui did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    f"mlflow ui did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
+                )
                 time.sleep(0.5)
         yield url
     finally:
@@ -158,9 +179,20 @@ def test_parallel_jobs_create_a_new_mlflow_store_once(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     go = tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    jobs = [subprocess.Popen([sys.executable, "-c", SWEEP_JOB, str(CONF), str(tmp_path), str(job), str(go)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for job in range(4)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SWEEP_JOB, str(CONF), str(tmp_path), str(job), str(go)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for job in range(4)
+    ]
     deadline = time.monotonic() + 300
     while len(list(tmp_path.glob("ready*"))) < len(jobs) and all(job.poll() is None for job in jobs):
         assert time.monotonic() < deadline, "the jobs did not start"
@@ -171,7 +203,9 @@ def test_parallel_jobs_create_a_new_mlflow_store_once(tmp_path, monkeypatch):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("kmnist")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.tags["output_dir"] for r in runs) == [f"{tmp_path}/{job}" for job in range(len(jobs))]
+    assert sorted(r.data.tags["output_dir"] for r in runs) == [
+        f"{tmp_path}/{job}" for job in range(len(jobs))
+    ]
     assert all(r.info.status == "FINISHED" and r.data.metrics["val/acc"] == 0.5 for r in runs)
     assert experiment.artifact_location.endswith(f"{tmp_path}/mlflow/artifacts")
 
@@ -179,5 +213,8 @@ def test_parallel_jobs_create_a_new_mlflow_store_once(tmp_path, monkeypatch):
 @pytest.mark.parametrize("tracker", ["mlflow", "wandb"])
 def test_a_missing_tracker_names_its_extra(compose_train, monkeypatch, tracker):
     monkeypatch.setitem(sys.modules, tracker, None)  # what Python does when the package is absent
-    with pytest.raises(ConfigError, match=rf'^logger.{tracker}: {tracker} is not installed; .*pip install -e "\.\[{tracker}\]"$'):
+    with pytest.raises(
+        ConfigError,
+        match=rf'^logger.{tracker}: {tracker} is not installed; .*pip install -e "\.\[{tracker}\]"$',
+    ):
         train(compose_train(f"logger={tracker}"))

@@ -41,7 +41,13 @@ def test_fit_writes_metrics_checkpoint_and_config(compose_train, tmp_path):
     assert ckpt["hyper_parameters"]["config"]["model"]["name"] == "cnn"
     assert set(ckpt["KannadaMNISTDataModule"]) == {"mean", "std"}
     # The validated metric is the best checkpoint's, recomputed from the file.
-    assert metrics["val/acc"] == pytest.approx(float(ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)]["best_model_score"]))
+    assert metrics["val/acc"] == pytest.approx(
+        float(
+            ckpt["callbacks"][next(k for k in ckpt["callbacks"] if "ModelCheckpoint" in k)][
+                "best_model_score"
+            ]
+        )
+    )
 
 
 @pytest.mark.slow
@@ -51,7 +57,14 @@ def test_run_report_matches_the_validated_metrics(compose_train, tmp_path):
         cfg.trainer.max_epochs = 2
         cfg.trainer.limit_val_batches = None
     metrics, _ = train(cfg)
-    for name in ("batch.png", "curves.png", "confusion.png", "confusion_normalized.png", "per_class.png", "errors.png"):
+    for name in (
+        "batch.png",
+        "curves.png",
+        "confusion.png",
+        "confusion_normalized.png",
+        "per_class.png",
+        "errors.png",
+    ):
         image = plt.imread(tmp_path / name)
         assert min(image.shape[:2]) >= 300 and image.std() > 0, name
     # The report's own evaluation of the best checkpoint agrees with Lightning's validation of it.
@@ -88,8 +101,16 @@ def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_p
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name="predict", return_hydra_config=True,
-                      overrides=[f"ckpt={ckpt}", f"input={data_dir / 'test.csv.gz'}", f"output={tmp_path / 'sub.csv'}", "progress=false"])
+        cfg = compose(
+            config_name="predict",
+            return_hydra_config=True,
+            overrides=[
+                f"ckpt={ckpt}",
+                f"input={data_dir / 'test.csv.gz'}",
+                f"output={tmp_path / 'sub.csv'}",
+                "progress=false",
+            ],
+        )
     HydraConfig().set_config(cfg)
     predict(cfg)
     submission = pd.read_csv(tmp_path / "sub.csv")
@@ -110,7 +131,12 @@ def test_predict_writes_submission_in_input_order(compose_train, data_dir, tmp_p
 def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, data_dir, tmp_path):
     ckpt = train(compose_train())[0]["best_ckpt"]
     out = tmp_path / "labelled_sub.csv"
-    args = [f"ckpt={ckpt}", f"input={data_dir / 'test_labelled.csv.gz'}", f"output={out}", f"paths.log_dir={tmp_path}"]
+    args = [
+        f"ckpt={ckpt}",
+        f"input={data_dir / 'test_labelled.csv.gz'}",
+        f"output={out}",
+        f"paths.log_dir={tmp_path}",
+    ]
     done = run_cli("predict.py", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(pd.read_csv(out)) == 500
@@ -126,15 +152,37 @@ def test_predict_cli_scores_labelled_input_and_refuses_overwrite(compose_train, 
     assert again.returncode != 0 and "overwrite=true" in again.stderr.strip().splitlines()[-1]
     assert run_cli("predict.py", *args, "overwrite=true", cwd=tmp_path).returncode == 0
     # Another output in the same folder: the earlier one's report and metrics stay as they were.
-    other = run_cli("predict.py", *args[:2], f"output={tmp_path / 'other.csv'}", *args[3:], "pseudo_label_threshold=0.5", cwd=tmp_path)
+    other = run_cli(
+        "predict.py",
+        *args[:2],
+        f"output={tmp_path / 'other.csv'}",
+        *args[3:],
+        "pseudo_label_threshold=0.5",
+        cwd=tmp_path,
+    )
     assert other.returncode == 0, other.stderr[-2000:]
-    assert (tmp_path / "other_report" / "per_class.csv").is_file() and (tmp_path / "labelled_sub_report" / "per_class.csv").is_file()
+    assert (tmp_path / "other_report" / "per_class.csv").is_file() and (
+        tmp_path / "labelled_sub_report" / "per_class.csv"
+    ).is_file()
     # Files written beside an output are refused like the output itself (here the pseudo-labels).
     (tmp_path / "other.csv").unlink()
-    again = run_cli("predict.py", *args[:2], f"output={tmp_path / 'other.csv'}", *args[3:], "pseudo_label_threshold=0.5", cwd=tmp_path)
-    assert again.returncode != 0 and "already exists; pass overwrite=true" in again.stderr.strip().splitlines()[-1]
+    again = run_cli(
+        "predict.py",
+        *args[:2],
+        f"output={tmp_path / 'other.csv'}",
+        *args[3:],
+        "pseudo_label_threshold=0.5",
+        cwd=tmp_path,
+    )
+    assert (
+        again.returncode != 0
+        and "already exists; pass overwrite=true" in again.stderr.strip().splitlines()[-1]
+    )
     folder = run_cli("predict.py", *args[:2], f"output={tmp_path}", *args[3:], cwd=tmp_path)
-    assert folder.returncode != 0 and ": is a folder; name the submission file" in folder.stderr.strip().splitlines()[-1]
+    assert (
+        folder.returncode != 0
+        and ": is a folder; name the submission file" in folder.stderr.strip().splitlines()[-1]
+    )
 
 
 def test_checkpoint_errors(tmp_path):
@@ -142,11 +190,17 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.ckpt")
     # A run folder (train.py's ckpt_path= takes one) exists: "not found" misled; name the file to pass.
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    with pytest.raises(CheckpointError, match=r"run: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/last\.ckpt"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"run: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/last\.ckpt",
+    ):
         load_checkpoint(tmp_path / "run")
     # Its checkpoints/ folder itself: the example is a file in it, not checkpoints/checkpoints/last.ckpt.
     (tmp_path / "run" / "checkpoints" / "epoch_002-score_0.9000.ckpt").touch()
-    with pytest.raises(CheckpointError, match=r"checkpoints: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/epoch_002"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoints: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/epoch_002",
+    ):
         load_checkpoint(tmp_path / "run" / "checkpoints")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not a kmnist checkpoint"):
@@ -164,9 +218,16 @@ def test_checkpoint_errors(tmp_path):
 
 
 def test_predict_refuses_no_checkpoint_and_a_bad_batch_size_in_one_line(data_dir, tmp_path):
-    base = [f"input={data_dir / 'test.csv.gz'}", f"output={tmp_path / 'sub.csv'}", f"paths.log_dir={tmp_path}"]
-    for bad, expected in (["ckpt=[]", "ckpt=[]: no checkpoint given"], [f"ckpt={tmp_path / 'a.ckpt'} batch_size=0", "batch_size=0: expected a positive"],
-                          ["", "error: ckpt: a required option with no default; pass ckpt=..."]):
+    base = [
+        f"input={data_dir / 'test.csv.gz'}",
+        f"output={tmp_path / 'sub.csv'}",
+        f"paths.log_dir={tmp_path}",
+    ]
+    for bad, expected in (
+        ["ckpt=[]", "ckpt=[]: no checkpoint given"],
+        [f"ckpt={tmp_path / 'a.ckpt'} batch_size=0", "batch_size=0: expected a positive"],
+        ["", "error: ckpt: a required option with no default; pass ckpt=..."],
+    ):
         done = run_cli("predict.py", *bad.split(), *base, cwd=tmp_path)
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert expected in done.stderr.strip().splitlines()[-1]
@@ -183,10 +244,22 @@ def test_missing_data_fails_with_a_clear_line(tmp_path):
 @pytest.mark.slow
 def test_two_job_multirun(data_dir, tmp_path):
     done = run_cli(
-        "train.py", "-m", "model=cnn", "optim.lr=0.01,0.001", f"data.dir={data_dir}", "data.val_writers=1",
-        "data.batch_size=32", "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
-        f"paths.log_dir={tmp_path}", cwd=tmp_path)
+        "train.py",
+        "-m",
+        "model=cnn",
+        "optim.lr=0.01,0.001",
+        f"data.dir={data_dir}",
+        "data.val_writers=1",
+        "data.batch_size=32",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "trainer.limit_val_batches=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # Each Lightning record once: `import lightning` adds a console handler beside Hydra's (was twice).
     assert (done.stdout + done.stderr).count("GPU available:") == 2  # one per job
@@ -196,7 +269,9 @@ def test_two_job_multirun(data_dir, tmp_path):
     for job in jobs:
         metrics = json.loads((job / "metrics.json").read_text())
         assert Path(metrics["best_ckpt"]).is_file()
-        lrs.add(torch.load(metrics["best_ckpt"], weights_only=True)["hyper_parameters"]["config"]["optim"]["lr"])
+        lrs.add(
+            torch.load(metrics["best_ckpt"], weights_only=True)["hyper_parameters"]["config"]["optim"]["lr"]
+        )
     assert lrs == {0.01, 0.001}
     # The sweep wrote its leaderboard by itself, best first, matching the jobs' own metrics.
     board = pd.read_csv(jobs[0].parent / "leaderboard.csv")
@@ -207,8 +282,13 @@ def test_two_job_multirun(data_dir, tmp_path):
         assert (job / "curves.png").is_file() and (job / "per_class.csv").is_file()
 
 
-@pytest.mark.parametrize("option,model", [("speed.channels_last=true", "kresnet"),
-                                          pytest.param("speed.compile=true", "cnn", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "option,model",
+    [
+        ("speed.channels_last=true", "kresnet"),
+        pytest.param("speed.compile=true", "cnn", marks=pytest.mark.slow),
+    ],
+)
 def test_speed_options_apply_and_leave_plain_checkpoints(compose_train, data_dir, option, model):
     cfg = compose_train(f"model={model}", "speed.channels_last=false", option, "report=false")
     metrics, run = train(cfg)
@@ -216,16 +296,24 @@ def test_speed_options_apply_and_leave_plain_checkpoints(compose_train, data_dir
     if "compile" in option:
         assert net._compiled_call_impl is not None  # nn.Module.compile: in place, so the keys stay plain
     else:
-        assert next(p for p in net.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
+        assert next(p for p in net.parameters() if p.ndim == 4).is_contiguous(
+            memory_format=torch.channels_last
+        )
     keys = torch.load(metrics["best_ckpt"], weights_only=True)["state_dict"]
     assert keys and not any("_orig_mod" in k for k in keys)
     from kmnist.data.io import read_digits
 
-    probs = predict_proba([load_checkpoint(metrics["best_ckpt"])], read_digits(data_dir / "test.csv.gz").images[:20], progress=False)
+    probs = predict_proba(
+        [load_checkpoint(metrics["best_ckpt"])],
+        read_digits(data_dir / "test.csv.gz").images[:20],
+        progress=False,
+    )
     assert probs.shape == (20, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("overrides", [("optim=nadam", "scheduler=cosine"), ("experiment=notebook_dnn_tuned",)])
+@pytest.mark.parametrize(
+    "overrides", [("optim=nadam", "scheduler=cosine"), ("experiment=notebook_dnn_tuned",)]
+)
 def test_an_optimiser_with_list_options_writes_checkpoints_that_load(compose_train, data_dir, overrides):
     # NAdam kept betas: [0.9, 0.999] as the OmegaConf ListConfig it was given; one-cycle rewrites betas
     # as a tuple, any other schedule kept it in the optimiser's state, so no checkpoint loaded
@@ -233,17 +321,25 @@ def test_an_optimiser_with_list_options_writes_checkpoints_that_load(compose_tra
     cfg = compose_train(*overrides, "report=false", "~callbacks.show_batch")
     metrics, _ = train(cfg)
     ckpt = torch.load(metrics["best_ckpt"], weights_only=True)
-    assert 0.0 <= metrics["val/acc"] <= 1.0 and len(ckpt["optimizer_states"][0]["param_groups"][0]["betas"]) == 2
+    assert (
+        0.0 <= metrics["val/acc"] <= 1.0 and len(ckpt["optimizer_states"][0]["param_groups"][0]["betas"]) == 2
+    )
     from kmnist.data.io import read_digits
 
-    probs = predict_proba([load_checkpoint(metrics["best_ckpt"])], read_digits(data_dir / "test.csv.gz").images[:20], progress=False)
+    probs = predict_proba(
+        [load_checkpoint(metrics["best_ckpt"])],
+        read_digits(data_dir / "test.csv.gz").images[:20],
+        progress=False,
+    )
     assert probs.shape == (20, 10)
 
 
 @pytest.mark.parametrize("monitor, mode", [("val/acc", "max"), ("val/loss", "min")])
 def test_plateau_schedule_watches_its_monitor_the_way_it_improves(compose_train, monitor, mode):
     # mode was fixed at min: scheduler.monitor=val/acc cut the LR whenever accuracy went up.
-    cfg = compose_train("scheduler=plateau", f"scheduler.monitor={monitor}", "report=false", "validate_best=false")
+    cfg = compose_train(
+        "scheduler=plateau", f"scheduler.monitor={monitor}", "report=false", "validate_best=false"
+    )
     _, run = train(cfg)
     [config] = run.trainer.lr_scheduler_configs
     assert config.monitor == monitor and config.scheduler.mode == mode
@@ -261,8 +357,14 @@ class _Payload:
 
 def test_checkpoint_with_pickle_payload_is_refused_not_executed(tmp_path):
     marker = tmp_path / "pwned"
-    torch.save({"state_dict": {}, "hyper_parameters": {"config": {"model": {"name": "cnn"}}}, "evil": _Payload(str(marker))},
-               tmp_path / "evil.ckpt")
+    torch.save(
+        {
+            "state_dict": {},
+            "hyper_parameters": {"config": {"model": {"name": "cnn"}}},
+            "evil": _Payload(str(marker)),
+        },
+        tmp_path / "evil.ckpt",
+    )
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(tmp_path / "evil.ckpt")
     assert not marker.exists()
@@ -295,17 +397,43 @@ def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose
     torch.save({"state_dict": {}}, tmp_path / "weights_only.ckpt")
     cases = [
         (str(tmp_path / "notes.ckpt"), ["model=cnn"], "notes.ckpt: cannot be read as a checkpoint"),
-        (str(tmp_path / "weights_only.ckpt"), ["model=cnn"], "weights_only.ckpt: not a training checkpoint written by train.py"),
-        (run_ckpt, ["model=dnn", "scheduler=onecycle"], "trained with model.name=cnn, this run has model.name=dnn"),
-        (run_ckpt, ["model=cnn", "scheduler=onecycle", "trainer.max_epochs=2"],
-         "its one-cycle schedule was laid out for trainer.max_epochs=1 and cannot be stretched to 2"),
+        (
+            str(tmp_path / "weights_only.ckpt"),
+            ["model=cnn"],
+            "weights_only.ckpt: not a training checkpoint written by train.py",
+        ),
+        (
+            run_ckpt,
+            ["model=dnn", "scheduler=onecycle"],
+            "trained with model.name=cnn, this run has model.name=dnn",
+        ),
+        (
+            run_ckpt,
+            ["model=cnn", "scheduler=onecycle", "trainer.max_epochs=2"],
+            "its one-cycle schedule was laid out for trainer.max_epochs=1 and cannot be stretched to 2",
+        ),
         # Another seed holds out other writers: validation would be on rows the network trained on.
-        (run_ckpt, ["model=cnn", "scheduler=onecycle", "seed=0"], "trained with seed=42, this run has seed=0: the held-out rows would differ"),
-        (run_ckpt, ["model=cnn", "scheduler=onecycle", "data.split=stratified"], "trained with data.split=writer, this run has data.split=stratified"),
+        (
+            run_ckpt,
+            ["model=cnn", "scheduler=onecycle", "seed=0"],
+            "trained with seed=42, this run has seed=0: the held-out rows would differ",
+        ),
+        (
+            run_ckpt,
+            ["model=cnn", "scheduler=onecycle", "data.split=stratified"],
+            "trained with data.split=writer, this run has data.split=stratified",
+        ),
         # More steps an epoch would step past the restored schedule's end after the whole run; fewer, end it early.
-        (run_ckpt, ["model=cnn", "scheduler=onecycle", "data.batch_size=7"], "its one-cycle schedule was laid out for data.batch_size="),
-        (run_ckpt, ["model=cnn", "scheduler=onecycle", "+trainer.accumulate_grad_batches=2"],
-         "its one-cycle schedule was laid out for trainer.accumulate_grad_batches=1, this run has trainer.accumulate_grad_batches=2"),
+        (
+            run_ckpt,
+            ["model=cnn", "scheduler=onecycle", "data.batch_size=7"],
+            "its one-cycle schedule was laid out for data.batch_size=",
+        ),
+        (
+            run_ckpt,
+            ["model=cnn", "scheduler=onecycle", "+trainer.accumulate_grad_batches=2"],
+            "its one-cycle schedule was laid out for trainer.accumulate_grad_batches=1, this run has trainer.accumulate_grad_batches=2",
+        ),
     ]
     late = ("trainer.", "data.batch_size=")  # set after compose_train's shrink, which sets them itself
     for ckpt, overrides, message in cases:
@@ -344,35 +472,67 @@ def test_a_nested_group_choice_is_no_unknown_key():
     from kmnist.utils.hints import unknown_key_hints
 
     assert unknown_key_hints("config", ["data/augment=deform", "trainer.max_epoch=3"]) == [
-        "hint: 'trainer.max_epoch' is not a config key; did you mean trainer.max_epochs?"]
+        "hint: 'trainer.max_epoch' is not a config key; did you mean trainer.max_epochs?"
+    ]
     assert unknown_key_hints("config", ["data/augment=deformm"]) == [
-        "hint: data/augment=deformm: no such option; did you mean data/augment=deform?"]
+        "hint: data/augment=deformm: no such option; did you mean data/augment=deform?"
+    ]
 
 
-@pytest.mark.parametrize("option, message", [
-    ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
-    ("data.scaling=bogus", "error: data.scaling='bogus': expected one of scale, center, standardize"),  # inside instantiate
-    ("model.activation=tanh", "error: model.activation='tanh': expected relu or leaky_relu"),  # building the network
-    # Lightning's ModelCheckpoint finds a mistyped metric only after the first epoch, with a traceback.
-    ("optimized_metric=val/acuracy", "error: optimized_metric=val/acuracy: not a metric this run logs; did you mean val/acc?"),
-    ("model.dropout_light=2", "error: model.dropout_light=2: expected a value in [0, 1)"),  # dcnn's second dropout
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("data.val_writers=60", "error: data.val_writers=60: must be between 0 and 2"),  # raised in setup
+        (
+            "data.scaling=bogus",
+            "error: data.scaling='bogus': expected one of scale, center, standardize",
+        ),  # inside instantiate
+        (
+            "model.activation=tanh",
+            "error: model.activation='tanh': expected relu or leaky_relu",
+        ),  # building the network
+        # Lightning's ModelCheckpoint finds a mistyped metric only after the first epoch, with a traceback.
+        (
+            "optimized_metric=val/acuracy",
+            "error: optimized_metric=val/acuracy: not a metric this run logs; did you mean val/acc?",
+        ),
+        (
+            "model.dropout_light=2",
+            "error: model.dropout_light=2: expected a value in [0, 1)",
+        ),  # dcnn's second dropout
+    ],
+)
 def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, option, message):
-    model = [("model=dcnn" if "dropout_light" in option else "model=dnn")] if option.startswith("model.") else []
-    done = run_cli("train.py", f"data.dir={data_dir}", f"paths.log_dir={tmp_path}", *model, option, cwd=tmp_path)
+    model = (
+        [("model=dcnn" if "dropout_light" in option else "model=dnn")] if option.startswith("model.") else []
+    )
+    done = run_cli(
+        "train.py", f"data.dir={data_dir}", f"paths.log_dir={tmp_path}", *model, option, cwd=tmp_path
+    )
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["scheduler.interval=hour"], "scheduler.interval=hour: expected step or epoch"),
-    (["scheduler=plateau", "scheduler.monitor=null"],
-     "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; name it, e.g. scheduler.monitor=val/loss"),
-    (["scheduler=plateau", "scheduler.monitor=val/accuracy"], "scheduler.monitor=val/accuracy: not a metric this run logs; did you mean val/acc?"),
-    (["scheduler=plateau", "scheduler.monitor=accuracy"], "scheduler.monitor=accuracy: not a metric this run logs; one of "
-     "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, time/train_seconds, time/epoch_seconds"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["scheduler.interval=hour"], "scheduler.interval=hour: expected step or epoch"),
+        (
+            ["scheduler=plateau", "scheduler.monitor=null"],
+            "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; name it, e.g. scheduler.monitor=val/loss",
+        ),
+        (
+            ["scheduler=plateau", "scheduler.monitor=val/accuracy"],
+            "scheduler.monitor=val/accuracy: not a metric this run logs; did you mean val/acc?",
+        ),
+        (
+            ["scheduler=plateau", "scheduler.monitor=accuracy"],
+            "scheduler.monitor=accuracy: not a metric this run logs; one of "
+            "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, time/train_seconds, time/epoch_seconds",
+        ),
+    ],
+)
 def test_bad_schedule_options_are_one_line_before_training(compose_train, overrides, message):
     # These were Lightning's MisconfigurationException tracebacks, the last one after a whole epoch.
     cfg = compose_train(*overrides, "report=false")
@@ -381,12 +541,18 @@ def test_bad_schedule_options_are_one_line_before_training(compose_train, overri
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["optim=nadam", "optim.betas=[1.5,0.9]"], "optim: Invalid beta parameter at index 0: 1.5"),
-    (["+optim.nesterov=true"], "optim: Adam.__init__() got an unexpected keyword argument 'nesterov'"),
-    (["scheduler.fn.pct_start=2"], "scheduler.fn: Expected float between 0 and 1 pct_start, but got 2"),
-    (["finetune=fastai", "finetune.pct_start=2"], "finetune: Expected float between 0 and 1 pct_start, but got 2"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim=nadam", "optim.betas=[1.5,0.9]"], "optim: Invalid beta parameter at index 0: 1.5"),
+        (["+optim.nesterov=true"], "optim: Adam.__init__() got an unexpected keyword argument 'nesterov'"),
+        (["scheduler.fn.pct_start=2"], "scheduler.fn: Expected float between 0 and 1 pct_start, but got 2"),
+        (
+            ["finetune=fastai", "finetune.pct_start=2"],
+            "finetune: Expected float between 0 and 1 pct_start, but got 2",
+        ),
+    ],
+)
 def test_values_torch_refuses_are_one_line_naming_the_option(compose_train, overrides, message):
     # torch checks them when Lightning calls configure_optimizers: a ValueError / TypeError traceback.
     cfg = compose_train(*overrides, "report=false")
@@ -428,7 +594,14 @@ def test_one_cycle_builds_for_an_optimiser_with_no_momentum_at_all(target):
 def test_last_ckpt_is_the_final_epoch_even_when_the_metric_stalls(compose_train, tmp_path):
     """Lightning 2.6's save_last refreshes last.ckpt only in epochs that save a best checkpoint;
     kmnist's last_checkpoint writes it every epoch, so resuming never loses epochs."""
-    cfg = compose_train("model=dnn", "optim.lr=1e-12", "scheduler=none", "data/augment=none", "model.dropout=0", "report=false")
+    cfg = compose_train(
+        "model=dnn",
+        "optim.lr=1e-12",
+        "scheduler=none",
+        "data/augment=none",
+        "model.dropout=0",
+        "report=false",
+    )
     with open_dict(cfg):
         cfg.trainer.max_epochs = 3
         cfg.trainer.limit_train_batches = 2

@@ -38,7 +38,9 @@ def test_rotation_and_zoom_views_transform_and_keep_the_range():
     bar = torch.zeros(1, 1, 28, 28)
     bar[..., 4:24, 13:15] = 1.0  # a vertical stroke through the centre
     turned = apply_view(bar, View(angle=90.0))
-    assert turned[0, 0].sum(0).count_nonzero() > 15 and turned[0, 0].sum(1).count_nonzero() <= 4  # now horizontal
+    assert (
+        turned[0, 0].sum(0).count_nonzero() > 15 and turned[0, 0].sum(1).count_nonzero() <= 4
+    )  # now horizontal
     for view in VIEW_SETS["affine"]:
         out = apply_view(bar, view)
         assert out.shape == bar.shape and out.min() >= 0 and out.max() <= 1 + 1e-6
@@ -53,24 +55,39 @@ def test_config_values_name_their_views():
     assert resolve_views(True) == SHIFTS and tta_name(True) == "shifts"
     assert resolve_views(False) == resolve_views(None) == (IDENTITY,) and tta_name(False) == "none"
     assert len(resolve_views("affine")) == 9 and len(set(resolve_views("affine"))) == 9
-    with pytest.raises(ConfigError, match=r"tta='flips': expected true, false or one of none, shifts, rotations, zooms, affine"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tta='flips': expected true, false or one of none, shifts, rotations, zooms, affine",
+    ):
         resolve_views("flips")
 
 
 def test_a_sets_prediction_is_the_mean_over_its_views(compose_train, data_dir):
     model = load_checkpoint(train(compose_train("model=cnn", "report=false"))[0]["best_ckpt"])
     images = read_digits(data_dir / "test_labelled.csv.gz").images[:64]
-    single = {view: predict_proba([model], images, tta=(view,), progress=False) for view in VIEW_SETS["affine"]}
+    single = {
+        view: predict_proba([model], images, tta=(view,), progress=False) for view in VIEW_SETS["affine"]
+    }
     for name, views in VIEW_SETS.items():
         expected = np.mean([single[view] for view in views], axis=0)
-        np.testing.assert_allclose(predict_proba([model], images, tta=name, progress=False, batch_size=32), expected, atol=1e-6)
-    np.testing.assert_array_equal(predict_proba([model], images, tta=True, progress=False),
-                                  predict_proba([model], images, tta="shifts", progress=False))
+        np.testing.assert_allclose(
+            predict_proba([model], images, tta=name, progress=False, batch_size=32), expected, atol=1e-6
+        )
+    np.testing.assert_array_equal(
+        predict_proba([model], images, tta=True, progress=False),
+        predict_proba([model], images, tta="shifts", progress=False),
+    )
     assert not np.allclose(single[View(angle=8.0)], single[IDENTITY])  # the network does see another image
 
 
 def test_predict_cli_refuses_an_unknown_set_before_reading_checkpoints(tmp_path):
-    done = run_cli("predict.py", f"ckpt={tmp_path / 'missing.ckpt'}", "tta=flips", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    done = run_cli(
+        "predict.py",
+        f"ckpt={tmp_path / 'missing.ckpt'}",
+        "tta=flips",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert "error: tta='flips': expected true, false or one of none, shifts" in done.stderr
     assert "missing.ckpt" not in done.stderr and "Traceback" not in done.stderr

@@ -38,7 +38,10 @@ def test_two_validation_sets_are_logged_side_by_side(compose_train, data_dir, tm
     with caplog.at_level(logging.INFO, logger="kmnist.tasks.train"):
         metrics, _ = train(cfg)
     # The closing line gives dev/acc (the estimate on new writers) beside val/acc, not only metrics.json.
-    assert f"val/acc = {metrics['val/acc']:.4f}, dev/acc = {metrics['dev/acc']:.4f} after 2 epochs" in caplog.text
+    assert (
+        f"val/acc = {metrics['val/acc']:.4f}, dev/acc = {metrics['dev/acc']:.4f} after 2 epochs"
+        in caplog.text
+    )
 
     assert {"val/acc", "val/loss", "dev/acc", "dev/loss"} <= set(metrics)
     assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)
@@ -84,13 +87,24 @@ def test_all_writers_train_and_the_file_validates(compose_train, data_dir, tmp_p
     assert metrics["dev/acc"] == pytest.approx(dev_accuracy(metrics["best_ckpt"], data_dir), abs=1e-6)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("nowhere.csv.gz", "nowhere.csv.gz: data.val_file not found"),
-    ("test.csv.gz", "test.csv.gz: data.val_file needs a `label` column"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("nowhere.csv.gz", "nowhere.csv.gz: data.val_file not found"),
+        ("test.csv.gz", "test.csv.gz: data.val_file needs a `label` column"),
+    ],
+)
 def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message):
-    done = run_cli("train.py", f"data.dir={data_dir}", "data.val_writers=1", f"paths.log_dir={tmp_path}", f"data.val_file={value}",
-                   "trainer.max_epochs=1", "trainer.accelerator=cpu", cwd=tmp_path)
+    done = run_cli(
+        "train.py",
+        f"data.dir={data_dir}",
+        "data.val_writers=1",
+        f"paths.log_dir={tmp_path}",
+        f"data.val_file={value}",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, done.stderr[-2000:]
@@ -99,9 +113,13 @@ def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message
 
 @pytest.mark.parametrize("extra", ["test_dev.csv.gz", "copy_of_dev.csv.gz"])
 def test_training_on_the_val_file_itself_is_refused(data_dir, tmp_path, extra):
-    shutil.copy(data_dir / "test_dev.csv.gz", tmp_path / "copy_of_dev.csv.gz")  # the same bytes by another name
+    shutil.copy(
+        data_dir / "test_dev.csv.gz", tmp_path / "copy_of_dev.csv.gz"
+    )  # the same bytes by another name
     extra_path = data_dir / extra if extra == "test_dev.csv.gz" else tmp_path / extra
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(extra_path)])
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(extra_path)]
+    )
     with pytest.raises(DataError, match=rf"{extra}: data.extra_train is the data.val_file"):
         dm.setup("fit")
     # Another file holding the same images trains: pseudo_labels.csv.gz holds test images, dev's among them
@@ -110,7 +128,9 @@ def test_training_on_the_val_file_itself_is_refused(data_dir, tmp_path, extra):
     pseudo = tmp_path / "pseudo.csv.gz"
     other.ids = None
     atomic_write_csv(table_to_frame(other), pseudo)
-    dm = KannadaMNISTDataModule(dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(pseudo)])
+    dm = KannadaMNISTDataModule(
+        dir=str(data_dir), val_writers=1, val_file="test_dev.csv.gz", extra_train=[str(pseudo)]
+    )
     dm.setup("fit")
     assert len(dm.dev_set[0]) == DEV_ROWS
 
@@ -139,11 +159,14 @@ def test_quick_validates_once_after_its_last_epoch(compose_train, tmp_path):
     assert Path(metrics["best_ckpt"]).name == "epoch_002.ckpt"
 
 
-@pytest.mark.parametrize("files, expected", [
-    (["test_dev.csv.gz", "test_labelled.csv.gz"], "test_dev.csv.gz"),  # the Kaggle layout shipped here
-    (["test_labelled.csv.gz"], "test_labelled.csv.gz"),  # the downloader's: all 8 test writers labelled
-    ([], None),  # Kaggle's own files: the held-out writers validate alone
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        (["test_dev.csv.gz", "test_labelled.csv.gz"], "test_dev.csv.gz"),  # the Kaggle layout shipped here
+        (["test_labelled.csv.gz"], "test_labelled.csv.gz"),  # the downloader's: all 8 test writers labelled
+        ([], None),  # Kaggle's own files: the held-out writers validate alone
+    ],
+)
 def test_the_recipes_validate_on_whichever_test_cohort_the_data_has(data_dir, tmp_path, files, expected):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -152,10 +175,18 @@ def test_the_recipes_validate_on_whichever_test_cohort_the_data_has(data_dir, tm
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            for config, overrides in [("config", ["experiment=best"]), ("config", ["hparams_search=dev_grid"]),
-                                      ("pipeline", [])]:
-                cfg = compose(config_name=config, overrides=[f"data.dir={folder}" if config == "config" else f"data_dir={folder}",
-                                                             *overrides])
+            for config, overrides in [
+                ("config", ["experiment=best"]),
+                ("config", ["hparams_search=dev_grid"]),
+                ("pipeline", []),
+            ]:
+                cfg = compose(
+                    config_name=config,
+                    overrides=[
+                        f"data.dir={folder}" if config == "config" else f"data_dir={folder}",
+                        *overrides,
+                    ],
+                )
                 value = cfg.data.val_file if config == "config" else cfg.dev_file
                 assert value == (str(folder / expected) if expected else None), (config, overrides)
     finally:

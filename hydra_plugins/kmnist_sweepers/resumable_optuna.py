@@ -21,14 +21,20 @@ class ResumableOptunaSweeper(OptunaSweeper):
         try:  # before resume_study: it takes a RUNNING trial for a crashed one
             held = lock_study(impl.storage, impl.study_name, impl.sweep_dir)
         except ConfigError as err:
-            raise SystemExit(f"error: {err}") from None  # one line, as the entry points end on a user's mistake
+            raise SystemExit(
+                f"error: {err}"
+            ) from None  # one line, as the entry points end on a user's mistake
         with held:  # for the whole sweep
             # The fixed overrides, as the sweeper records them on every trial (its sweep() parses them the same way).
             _, fixed = create_params_from_overrides([*impl._parse_sweeper_params_config(), *arguments])
             try:
-                impl.n_trials, impl.job_idx = resume_study(impl.storage, impl.study_name, impl.n_trials, fixed)
+                impl.n_trials, impl.job_idx = resume_study(
+                    impl.storage, impl.study_name, impl.n_trials, fixed
+                )
             except ConfigError as err:
                 raise SystemExit(f"error: {err}") from None
-            if (sampler := reseeded_sampler(impl.config.hydra.sweeper.get("sampler"), impl.job_idx)) is not None:
+            if (
+                sampler := reseeded_sampler(impl.config.hydra.sweeper.get("sampler"), impl.job_idx)
+            ) is not None:
                 impl.sampler = sampler
             return super().sweep(arguments)

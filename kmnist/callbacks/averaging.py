@@ -28,7 +28,9 @@ class AfterFirstAverage:
         if self.averaging():
             super().on_train_end(trainer, pl_module)
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
         # Before the first average the checkpoint holds the current weights; a resume from it starts
         # the average afresh (the base class loads a checkpoint without averaging state that way).
         if self.averaging():

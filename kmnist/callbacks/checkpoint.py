@@ -26,7 +26,11 @@ class ResumableModelCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         earlier = state_dict.get("dirpath")
-        if self.dirpath is None or earlier in (None, self.dirpath) or state_dict.get("monitor") != self.monitor:
+        if (
+            self.dirpath is None
+            or earlier in (None, self.dirpath)
+            or state_dict.get("monitor") != self.monitor
+        ):
             return  # the same folder (Lightning restored everything) or another metric: nothing to carry over
         carried = {}
         for path, score in (state_dict.get("best_k_models") or {}).items():

@@ -24,7 +24,9 @@ from kmnist.callbacks.averaging import AfterFirstAverage
 class ExponentialAverage(AveragedModel):
     """`AveragedModel` with an EMA update that stays on the device: avg <- avg + (1 - decay) * (model - avg)."""
 
-    def __init__(self, model: nn.Module, decay: float, device: torch.device | None = None, use_buffers: bool = True):
+    def __init__(
+        self, model: nn.Module, decay: float, device: torch.device | None = None, use_buffers: bool = True
+    ):
         super().__init__(model, device=device, use_buffers=use_buffers)
         self.decay = decay
         self._updates: int | None = None  # a host-side copy of n_averaged
@@ -57,7 +59,9 @@ class ExponentialAverage(AveragedModel):
         if self._updates == 0:
             torch._foreach_copy_(averaged, current)
         elif floating:
-            torch._foreach_lerp_([averaged[i] for i in floating], [current[i] for i in floating], 1.0 - self.decay)
+            torch._foreach_lerp_(
+                [averaged[i] for i in floating], [current[i] for i in floating], 1.0 - self.decay
+            )
         for i in set(range(len(averaged))) - set(floating):
             averaged[i].copy_(current[i])  # integer buffers (BatchNorm's batch counter) follow the model
         if not self.use_buffers:  # as AveragedModel: unaveraged buffers track the model's
@@ -78,4 +82,6 @@ class EMA(AfterFirstAverage, EMAWeightAveraging):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             device = self._device or pl_module.device
-            self._average_model = ExponentialAverage(pl_module, decay=self.decay, device=device, use_buffers=self._use_buffers)
+            self._average_model = ExponentialAverage(
+                pl_module, decay=self.decay, device=device, use_buffers=self._use_buffers
+            )

@@ -24,8 +24,10 @@ def layer_groups(net: nn.Module, model_name: str | None = None) -> list[nn.Modul
     groups = net.layer_groups() if hasattr(net, "layer_groups") else list(net.children())
     if len(groups) < 2:
         which = f"model.name={model_name} ({type(net).__name__})" if model_name else type(net).__name__
-        raise ConfigError(f"finetune: {which} has {len(groups)} layer group(s); fine-tuning needs a body and a head "
-                          f"(e.g. model=cnn, kresnet or resnet50), or leave finetune out")
+        raise ConfigError(
+            f"finetune: {which} has {len(groups)} layer group(s); fine-tuning needs a body and a head "
+            f"(e.g. model=cnn, kresnet or resnet50), or leave finetune out"
+        )
     return groups
 
 
@@ -73,4 +75,6 @@ class FineTuneStages(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if pl_module.stage == "frozen":
-            frozen_batchnorm_to_eval(self._body(pl_module))  # model.train() anywhere (e.g. the LR finder) must not undo it
+            frozen_batchnorm_to_eval(
+                self._body(pl_module)
+            )  # model.train() anywhere (e.g. the LR finder) must not undo it

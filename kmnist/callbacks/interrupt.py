@@ -41,13 +41,26 @@ class CheckpointOnInterrupt(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
         if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(self._sigterm, all=False):
-            trainer._signal_connector.received_sigterm = True  # Lightning raises SIGTERMException on every rank now
+            trainer._signal_connector.received_sigterm = (
+                True  # Lightning raises SIGTERMException on every rank now
+            )
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or trainer.sanity_checking:
             return
         checkpoint = trainer.checkpoint_callback
-        folder = Path(checkpoint.dirpath) if checkpoint is not None and checkpoint.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+        folder = (
+            Path(checkpoint.dirpath)
+            if checkpoint is not None and checkpoint.dirpath
+            else Path(trainer.default_root_dir) / "checkpoints"
+        )
         self.saved = folder / self.filename
         trainer.save_checkpoint(self.saved)
-        log.warning("interrupted at epoch %d, step %d: saved %s", trainer.current_epoch, trainer.global_step, self.saved)
+        log.warning(
+            "interrupted at epoch %d, step %d: saved %s",
+            trainer.current_epoch,
+            trainer.global_step,
+            self.saved,
+        )

@@ -43,8 +43,11 @@ class StepProfiler(pl.Callback):
     def _record_sync(self, message, category, filename, lineno, file=None, line=None) -> None:
         if "synchroniz" not in str(message):
             return self._saved_showwarning(message, category, filename, lineno, file, line)
-        frames = [f for f in traceback.extract_stack()[:-1] if "site-packages/torch/" not in f.filename
-                  and not f.filename.endswith("warnings.py")]
+        frames = [
+            f
+            for f in traceback.extract_stack()[:-1]
+            if "site-packages/torch/" not in f.filename and not f.filename.endswith("warnings.py")
+        ]
         where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames[-3:][::-1])
         self._syncs[where] += 1
 
@@ -89,15 +92,26 @@ class StepProfiler(pl.Callback):
     def report(self, prof: profile, steps: int, wall: float) -> str:
         events = prof.key_averages()
         device_key = "self_device_time_total"
-        lines = [f"{steps} steps in {wall * 1000:.1f} ms: {wall * 1000 / steps:.2f} ms per step (host wall time, GPU drained at both ends)"]
+        lines = [
+            f"{steps} steps in {wall * 1000:.1f} ms: {wall * 1000 / steps:.2f} ms per step (host wall time, GPU drained at both ends)"
+        ]
         if self._cuda:
             # Kernel time as torch's own table totals it: device events, not user annotation ranges
             # (an annotation's time spans the kernels inside it and would count them twice).
-            device_us = sum(e.self_device_time_total for e in events
-                            if e.device_type == DeviceType.CUDA and not e.is_user_annotation)
+            device_us = sum(
+                e.self_device_time_total
+                for e in events
+                if e.device_type == DeviceType.CUDA and not e.is_user_annotation
+            )
             lines.append(f"GPU busy {device_us / 1000 / steps:.2f} ms per step (sum of kernel times)")
-            lines.append(f"host-device syncs in the window: {sum(self._syncs.values())} ({sum(self._syncs.values()) / steps:.1f} per step)")
+            lines.append(
+                f"host-device syncs in the window: {sum(self._syncs.values())} ({sum(self._syncs.values()) / steps:.1f} per step)"
+            )
             lines += [f"  {n:5d}  {where}" for where, n in self._syncs.most_common(10)]
             lines += ["", "by GPU time:", events.table(sort_by=device_key, row_limit=self.row_limit)]
-        lines += ["", "by host time (self):", events.table(sort_by="self_cpu_time_total", row_limit=self.row_limit)]
+        lines += [
+            "",
+            "by host time (self):",
+            events.table(sort_by="self_cpu_time_total", row_limit=self.row_limit),
+        ]
         return "\n".join(lines)

@@ -25,7 +25,14 @@ class ShowBatch(pl.Callback):
             loader = datamodule.train_dataloader()
             loader.done_fn = None  # the epoch's first batch, also when resumed mid-epoch (past it)
             images, labels = next(iter(loader))
-            batch = datamodule.on_after_batch_transfer((images[: self.n].to(pl_module.device), labels[: self.n]), 0)
+            batch = datamodule.on_after_batch_transfer(
+                (images[: self.n].to(pl_module.device), labels[: self.n]), 0
+            )
         out = Path(trainer.default_root_dir) / self.filename
-        plot_batch(batch[0].float().cpu(), batch[1].cpu(), out, n=self.n,
-                   title=f"training batch as the network sees it ({tuple(batch[0].shape[1:])})")
+        plot_batch(
+            batch[0].float().cpu(),
+            batch[1].cpu(),
+            out,
+            n=self.n,
+            title=f"training batch as the network sees it ({tuple(batch[0].shape[1:])})",
+        )

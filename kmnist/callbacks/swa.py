@@ -36,16 +36,22 @@ class SWA(AfterFirstAverage, WeightAveraging):
             return
         epochs = trainer.max_epochs
         if isinstance(self.start, bool) or not isinstance(self.start, (int, float)) or self.start < 0:
-            raise ConfigError(f"callbacks.swa.start={self.start!r}: expected a fraction of the epochs in [0, 1) or an epoch index")
+            raise ConfigError(
+                f"callbacks.swa.start={self.start!r}: expected a fraction of the epochs in [0, 1) or an epoch index"
+            )
         self.start_epoch = int(self.start) if isinstance(self.start, int) else int(self.start * epochs)
         if epochs is not None and epochs > 0 and self.start_epoch >= epochs:
-            raise ConfigError(f"callbacks.swa.start={self.start}: epoch {self.start_epoch} is past the last one "
-                              f"(trainer.max_epochs={epochs}); nothing would be averaged")
+            raise ConfigError(
+                f"callbacks.swa.start={self.start}: epoch {self.start_epoch} is past the last one "
+                f"(trainer.max_epochs={epochs}); nothing would be averaged"
+            )
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return False  # updates happen in on_train_batch_end, at each epoch's last batch
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         epoch = trainer.current_epoch
         last_batch = batch_idx + 1 >= trainer.num_training_batches
         if last_batch and epoch >= self.start_epoch and epoch > self._latest_update_epoch:

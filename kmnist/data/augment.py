@@ -24,7 +24,9 @@ def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
     elementwise kernels, where torch.linalg.inv launches batched-solver kernels and checks its
     result on the host (a GPU sync every training step)."""
     r0, r1, r2 = m.unbind(dim=-2)
-    adjugate = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], dim=-1)
+    adjugate = torch.stack(
+        [torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], dim=-1
+    )
     det = (r0 * adjugate[..., 0]).sum(-1)
     return adjugate / det[..., None, None]
 
@@ -51,31 +53,82 @@ class BatchAugment(nn.Module):
     different (or no) digit.
     """
 
-    def __init__(self, rotation: float = 0.0, translate: float = 0.0, shear: float = 0.0, zoom: float = 0.0,
-                 aspect: float = 0.0, warp: float = 0.0, lighting: float = 0.0, erase_p: float = 0.0, erase_area: tuple[float, float] = (0.02, 0.15),
-                 elastic: float = 0.0, elastic_cells: int = 4, stroke: float = 0.0,
-                 mixup: float = 0.0, cutmix: float = 0.0, mix_p: float = 0.5):
+    def __init__(
+        self,
+        rotation: float = 0.0,
+        translate: float = 0.0,
+        shear: float = 0.0,
+        zoom: float = 0.0,
+        aspect: float = 0.0,
+        warp: float = 0.0,
+        lighting: float = 0.0,
+        erase_p: float = 0.0,
+        erase_area: tuple[float, float] = (0.02, 0.15),
+        elastic: float = 0.0,
+        elastic_cells: int = 4,
+        stroke: float = 0.0,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        mix_p: float = 0.5,
+    ):
         super().__init__()
-        magnitudes = dict(rotation=rotation, translate=translate, shear=shear, zoom=zoom, aspect=aspect, warp=warp,
-                          lighting=lighting, elastic=elastic, stroke=stroke, mixup=mixup, cutmix=cutmix)
+        magnitudes = dict(
+            rotation=rotation,
+            translate=translate,
+            shear=shear,
+            zoom=zoom,
+            aspect=aspect,
+            warp=warp,
+            lighting=lighting,
+            elastic=elastic,
+            stroke=stroke,
+            mixup=mixup,
+            cutmix=cutmix,
+        )
         for name, value in magnitudes.items():
             if value < 0:
                 raise ConfigError(f"data.augment.{name}={value}: a maximum magnitude, expected >= 0")
         if zoom >= 1:
-            raise ConfigError(f"data.augment.zoom={zoom}: scales are drawn from [1 - zoom, 1 + zoom], expected < 1")
+            raise ConfigError(
+                f"data.augment.zoom={zoom}: scales are drawn from [1 - zoom, 1 + zoom], expected < 1"
+            )
         if lighting >= 1:
-            raise ConfigError(f"data.augment.lighting={lighting}: contrast is scaled by [1 - lighting, 1 + lighting], expected < 1")
-        area = list(erase_area) if isinstance(erase_area, Sequence) and not isinstance(erase_area, str) else [erase_area]
-        if len(area) != 2 or not all(isinstance(a, (int, float)) for a in area) or not 0 <= area[0] <= area[1] <= 1:
-            raise ConfigError(f"data.augment.erase_area={erase_area}: expected [min, max] shares of the image, 0 <= min <= max <= 1")
-        if (isinstance(elastic_cells, bool) or not isinstance(elastic_cells, (int, float)) or not float(elastic_cells).is_integer()
-                or elastic_cells < 2):
-            raise ConfigError(f"data.augment.elastic_cells={elastic_cells}: expected an integer >= 2 (the side of the elastic "
-                              "displacement field's coarse grid)")
+            raise ConfigError(
+                f"data.augment.lighting={lighting}: contrast is scaled by [1 - lighting, 1 + lighting], expected < 1"
+            )
+        area = (
+            list(erase_area)
+            if isinstance(erase_area, Sequence) and not isinstance(erase_area, str)
+            else [erase_area]
+        )
+        if (
+            len(area) != 2
+            or not all(isinstance(a, (int, float)) for a in area)
+            or not 0 <= area[0] <= area[1] <= 1
+        ):
+            raise ConfigError(
+                f"data.augment.erase_area={erase_area}: expected [min, max] shares of the image, 0 <= min <= max <= 1"
+            )
+        if (
+            isinstance(elastic_cells, bool)
+            or not isinstance(elastic_cells, (int, float))
+            or not float(elastic_cells).is_integer()
+            or elastic_cells < 2
+        ):
+            raise ConfigError(
+                f"data.augment.elastic_cells={elastic_cells}: expected an integer >= 2 (the side of the elastic "
+                "displacement field's coarse grid)"
+            )
         for name, value in dict(erase_p=erase_p, mix_p=mix_p).items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"data.augment.{name}={value}: a probability, expected in [0, 1]")
-        self.rotation, self.translate, self.shear, self.zoom, self.aspect = rotation, translate, shear, zoom, aspect
+        self.rotation, self.translate, self.shear, self.zoom, self.aspect = (
+            rotation,
+            translate,
+            shear,
+            zoom,
+            aspect,
+        )
         self.warp, self.lighting, self.erase_p, self.erase_area = warp, lighting, erase_p, tuple(erase_area)
         self.elastic, self.elastic_cells, self.stroke = elastic, int(elastic_cells), stroke
         self.mixup, self.cutmix, self.mix_p = mixup, cutmix, mix_p
@@ -83,7 +136,9 @@ class BatchAugment(nn.Module):
     @property
     def warps(self) -> bool:
         """Whether any knob moves pixels (one resampling does them all)."""
-        return any((self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic))
+        return any(
+            (self.rotation, self.translate, self.shear, self.zoom, self.aspect, self.warp, self.elastic)
+        )
 
     @property
     def is_identity(self) -> bool:
@@ -120,7 +175,9 @@ class BatchAugment(nn.Module):
         use_cutmix = torch.rand(b, device=x.device) < 0.5  # per image: one of the two
         x_up, t_up = mixing.mixup(x, y, self.mixup, chosen & ~use_cutmix, partner=partner)
         x_cut, t_cut = mixing.cutmix(x, y, self.cutmix, chosen & use_cutmix, partner=partner)
-        return torch.where(use_cutmix.view(b, 1, 1, 1), x_cut, x_up), torch.where(use_cutmix.view(b, 1), t_cut, t_up)
+        return torch.where(use_cutmix.view(b, 1, 1, 1), x_cut, x_up), torch.where(
+            use_cutmix.view(b, 1), t_cut, t_up
+        )
 
     def _uniform(self, n: int, limit: float, like: torch.Tensor) -> torch.Tensor:
         return (torch.rand(n, device=like.device, dtype=torch.float32) * 2 - 1) * limit
@@ -131,7 +188,9 @@ class BatchAugment(nn.Module):
         scale = 1 + self._uniform(n, self.zoom, like)
         scale_x = scale_y = scale
         if self.aspect:  # drawn only when on, so recipes without it keep their random stream
-            stretch = torch.exp(self._uniform(n, math.log1p(self.aspect), like) / 2)  # sqrt of the width:height ratio
+            stretch = torch.exp(
+                self._uniform(n, math.log1p(self.aspect), like) / 2
+            )  # sqrt of the width:height ratio
             scale_x, scale_y = scale * stretch, scale / stretch
         shear = self._uniform(n, self.shear, like)
         tx, ty = (self._uniform(n, 2 * self.translate, like) for _ in range(2))
@@ -151,7 +210,11 @@ class BatchAugment(nn.Module):
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         inverse = inverse_3x3(self.sample_matrices(b, x))  # output pixel -> where to read the input
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=x.device),
+            torch.linspace(-1, 1, w, device=x.device),
+            indexing="ij",
+        )
         base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, h * w, 3)
         src = base @ inverse.transpose(1, 2)  # (b, h*w, 3)
         grid = (src[..., :2] / src[..., 2:].clamp_min(1e-6)).reshape(b, h, w, 2)
@@ -174,7 +237,11 @@ class BatchAugment(nn.Module):
         amount = self._uniform(b, self.stroke, x).clamp(-1, 1).view(b, 1, 1, 1)
         dilated = F.max_pool2d(x, 3, stride=1, padding=1)
         eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
-        return torch.where(amount >= 0, torch.lerp(x, dilated, amount.clamp(min=0)), torch.lerp(x, eroded, (-amount).clamp(min=0)))
+        return torch.where(
+            amount >= 0,
+            torch.lerp(x, dilated, amount.clamp(min=0)),
+            torch.lerp(x, eroded, (-amount).clamp(min=0)),
+        )
 
     def _lighting(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -192,6 +259,8 @@ class BatchAugment(nn.Module):
         cy, cx = torch.rand(b, device=x.device) * h, torch.rand(b, device=x.device) * w
         rows = torch.arange(h, device=x.device).view(1, h, 1)
         cols = torch.arange(w, device=x.device).view(1, 1, w)
-        inside = ((rows - cy.view(b, 1, 1)).abs() < eh.view(b, 1, 1) / 2) & ((cols - cx.view(b, 1, 1)).abs() < ew.view(b, 1, 1) / 2)
+        inside = ((rows - cy.view(b, 1, 1)).abs() < eh.view(b, 1, 1) / 2) & (
+            (cols - cx.view(b, 1, 1)).abs() < ew.view(b, 1, 1) / 2
+        )
         chosen = (torch.rand(b, device=x.device) < self.erase_p).view(b, 1, 1)
         return x.masked_fill((inside & chosen).unsqueeze(1), 0.0)

@@ -22,8 +22,19 @@ class TensorBatches:
     exactly, some taking one more, so metrics synced across ranks count every row once.
     """
 
-    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn=None, equal_shards: bool = True, done_fn=None):
+    def __init__(
+        self,
+        tensors: tuple[torch.Tensor, ...],
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_fn=None,
+        equal_shards: bool = True,
+        done_fn=None,
+    ):
         self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.epoch, self.epoch_fn = seed, rank, world_size, 0, epoch_fn
         self.done_fn = done_fn

@@ -24,7 +24,12 @@ def default_cache_dir() -> Path:
 
 def cache_entry(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     stat = path.stat()
-    source = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_sha256(path), "format": CACHE_FORMAT}
+    source = {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": file_sha256(path),
+        "format": CACHE_FORMAT,
+    }
     return cache_dir / f"{path.name}-{source['sha256'][:20]}", source
 
 
@@ -58,4 +63,6 @@ def store_cached(entry: Path, source: dict, table: DigitTable) -> None:
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(staging, entry)  # atomic: readers see the whole entry or none of it
     except OSError:
-        shutil.rmtree(locals().get("staging", entry.parent / ".none"), ignore_errors=True)  # a read-only cache only costs speed
+        shutil.rmtree(
+            locals().get("staging", entry.parent / ".none"), ignore_errors=True
+        )  # a read-only cache only costs speed

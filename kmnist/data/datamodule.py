@@ -53,16 +53,31 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         super().__init__()
         self.dir = Path(dir)
         self.train_file, self.predict_file = train_file, predict_file
-        self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = split, val_writers, val_fraction, val_rows, seed
-        self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = limit_rows, batch_size, eval_batch_size, on_device
+        self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = (
+            split,
+            val_writers,
+            val_fraction,
+            val_rows,
+            seed,
+        )
+        self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = (
+            limit_rows,
+            batch_size,
+            eval_batch_size,
+            on_device,
+        )
         self.cache_dir, self.use_cache, self.channels_last = cache_dir, use_cache, channels_last
         self.extra_train = [str(f) for f in as_list(extra_train)]  # one PATH is [PATH], not its letters
         self.val_file = str(val_file) if val_file else None
         if augment is not None and not isinstance(augment, BatchAugment):
-            raise ConfigError(f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
-                             "or set its fields, e.g. data.augment.rotation=10")
+            raise ConfigError(
+                f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
+                "or set its fields, e.g. data.augment.rotation=10"
+            )
         self.augment = augment or BatchAugment()
-        self.preprocess = Preprocess(scaling=scaling, input_size=input_size, in_chans=in_chans, imagenet_norm=imagenet_norm)
+        self.preprocess = Preprocess(
+            scaling=scaling, input_size=input_size, in_chans=in_chans, imagenet_norm=imagenet_norm
+        )
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
         # A labelled file validated beside (or instead of) the held-out writers, e.g. the test
@@ -76,7 +91,9 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     @property
     def holds_out_validation(self) -> bool:
         """Whether the configured split leaves any validation rows (known before loading data)."""
-        return {"writer": self.val_writers, "stratified": self.val_fraction, "first_n": self.val_rows}.get(self.split, 1) > 0
+        return {"writer": self.val_writers, "stratified": self.val_fraction, "first_n": self.val_rows}.get(
+            self.split, 1
+        ) > 0
 
     @property
     def val_set_names(self) -> list[str]:
@@ -113,16 +130,26 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def _setup_fit(self) -> None:
         table = self.read(self.train_file)
         if table.labels is None:
-            raise DataError(f"{self.path(self.train_file)}: has no `label` column, so it cannot be used for training")
+            raise DataError(
+                f"{self.path(self.train_file)}: has no `label` column, so it cannot be used for training"
+            )
         images, labels = table.images, table.labels
         if self.limit_rows:
             images, labels = images[: self.limit_rows], labels[: self.limit_rows]
         if self.split == "writer" and self.val_writers > 0 and (share := writer_order_share(labels)) < 0.5:
-            raise DataError(f"{self.path(self.train_file)}: only {share:.0%} of its rows keep the official order (label = row mod 10), "
-                            "so its writers (row // 1280) are unknown and data.split=writer would be a random split; use "
-                            "data.split=stratified (a random split, reads optimistic) or the file in its original order")
-        train_idx, val_idx = make_split(self.split, labels, val_writers=self.val_writers, val_fraction=self.val_fraction,
-                                        val_rows=self.val_rows, seed=self.seed)
+            raise DataError(
+                f"{self.path(self.train_file)}: only {share:.0%} of its rows keep the official order (label = row mod 10), "
+                "so its writers (row // 1280) are unknown and data.split=writer would be a random split; use "
+                "data.split=stratified (a random split, reads optimistic) or the file in its original order"
+            )
+        train_idx, val_idx = make_split(
+            self.split,
+            labels,
+            val_writers=self.val_writers,
+            val_fraction=self.val_fraction,
+            val_rows=self.val_rows,
+            seed=self.seed,
+        )
         train_images, train_labels = images[train_idx], labels[train_idx]
         if self.extra_train:
             train_images, train_labels = self._with_extra(train_images, train_labels)
@@ -131,46 +158,68 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         self.preprocess.set_statistics(unit.mean(), unit.std())
         device = self._device()
         self.train_set = (self._as_tensor(train_images).to(device), torch.from_numpy(train_labels).to(device))
-        self.val_set = (self._as_tensor(images[val_idx]).to(device), torch.from_numpy(labels[val_idx]).to(device))
+        self.val_set = (
+            self._as_tensor(images[val_idx]).to(device),
+            torch.from_numpy(labels[val_idx]).to(device),
+        )
         if self.val_file is not None:
             self.dev_set = self._read_val_file(device)
             self._refuse_training_on(self.path(self.val_file))
 
     def _refuse_training_on(self, val_path: Path) -> None:
         """dev/acc is an estimate on unseen writers only while no training file is the val_file itself."""
-        for option, name in [("data.train_file", self.train_file), *(("data.extra_train", n) for n in self.extra_train or [])]:
+        for option, name in [
+            ("data.train_file", self.train_file),
+            *(("data.extra_train", n) for n in self.extra_train or []),
+        ]:
             path = self.path(name)
             same = path.resolve() == val_path.resolve() or (
-                path.stat().st_size == val_path.stat().st_size and file_sha256(path) == file_sha256(val_path))
+                path.stat().st_size == val_path.stat().st_size and file_sha256(path) == file_sha256(val_path)
+            )
             if same:
-                raise DataError(f"{path}: {option} is the data.val_file ({val_path}): dev/acc would score images the model "
-                                "was trained on with their labels; validate on another file or drop it from training")
+                raise DataError(
+                    f"{path}: {option} is the data.val_file ({val_path}): dev/acc would score images the model "
+                    "was trained on with their labels; validate on another file or drop it from training"
+                )
 
     def _read_val_file(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.path(self.val_file)
         if not path.is_file():
             where = "" if Path(self.val_file).is_absolute() else f" here or in data.dir={self.dir}"
-            raise DataError(f"{self.val_file}: data.val_file not found{where} (a labelled CSV such as test_dev.csv.gz; "
-                            "data.val_file=null validates on the held-out writers only)")
+            raise DataError(
+                f"{self.val_file}: data.val_file not found{where} (a labelled CSV such as test_dev.csv.gz; "
+                "data.val_file=null validates on the held-out writers only)"
+            )
         table = read_digits(path, cache_dir=self.cache_dir, use_cache=self.use_cache)
         if table.labels is None:
-            raise DataError(f"{path}: data.val_file needs a `label` column to be scored (it has id and pixels only)")
+            raise DataError(
+                f"{path}: data.val_file needs a `label` column to be scored (it has id and pixels only)"
+            )
         return self._as_tensor(table.images).to(device), torch.from_numpy(table.labels).to(device)
 
     def _with_extra(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append labelled rows (e.g. pseudo-labels from predict.py) to the training split only:
         validation stays the held-out writers."""
-        for name in self.extra_train:  # named as given: read() would name it under data.dir and hint at the download
+        for (
+            name
+        ) in self.extra_train:  # named as given: read() would name it under data.dir and hint at the download
             if not self.path(name).is_file():
                 where = "" if Path(name).is_absolute() else f" here or in data.dir={self.dir}"
-                raise DataError(f"{name}: data.extra_train not found{where} (a labelled CSV such as the pseudo_labels.csv.gz "
-                                "that predict.py pseudo_label_threshold=... writes)")
+                raise DataError(
+                    f"{name}: data.extra_train not found{where} (a labelled CSV such as the pseudo_labels.csv.gz "
+                    "that predict.py pseudo_label_threshold=... writes)"
+                )
         extra = [self.read(name) for name in self.extra_train]
         for name, table in zip(self.extra_train, extra):
             if table.labels is None:
-                raise DataError(f"{self.path(name)}: data.extra_train needs a `label` column (pseudo_labels.csv.gz from "
-                                "predict.py pseudo_label_threshold=... has one)")
-        return (np.concatenate([images, *(t.images for t in extra)]), np.concatenate([labels, *(t.labels for t in extra)]))
+                raise DataError(
+                    f"{self.path(name)}: data.extra_train needs a `label` column (pseudo_labels.csv.gz from "
+                    "predict.py pseudo_label_threshold=... has one)"
+                )
+        return (
+            np.concatenate([images, *(t.images for t in extra)]),
+            np.concatenate([labels, *(t.labels for t in extra)]),
+        )
 
     # ------------------------------------------------------------ loaders
 
@@ -182,9 +231,11 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
     def per_process_batch_size(self, world_size: int) -> int:
         """`batch_size` is the global batch of one optimiser step; each DDP process takes an equal share."""
         if self.batch_size % world_size:
-            raise ConfigError(f"data.batch_size={self.batch_size} is the global batch and must divide evenly over the "
-                             f"{world_size} processes (trainer.devices x trainer.num_nodes); try "
-                             f"data.batch_size={max(world_size, self.batch_size // world_size * world_size)}")
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is the global batch and must divide evenly over the "
+                f"{world_size} processes (trainer.devices x trainer.num_nodes); try "
+                f"data.batch_size={max(world_size, self.batch_size // world_size * world_size)}"
+            )
         return self.batch_size // world_size
 
     def train_dataloader(self) -> TensorBatches:
@@ -198,9 +249,17 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         def done() -> int:  # batches of this epoch already trained on: 0 unless resumed mid-epoch
             return trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer.training else 0
 
-        return TensorBatches(self.train_set, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed, rank=rank,
-                             world_size=world, epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
-                             done_fn=done if trainer else None)
+        return TensorBatches(
+            self.train_set,
+            batch_size,
+            shuffle=True,
+            drop_last=drop_last,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
+            done_fn=done if trainer else None,
+        )
 
     def validation_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each validation set by its metric prefix, in dataloader order (see `val_set_names`)."""
@@ -212,10 +271,14 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         loaders = []
         for name, tensors in self.validation_sets().items():
             if 0 < len(tensors[0]) < world:  # a rank without a batch would wait forever for the others
-                raise ConfigError(f"{len(tensors[0])} {name} rows cannot be shared by {world} processes; "
-                                  "hold out more rows or use fewer trainer.devices")
+                raise ConfigError(
+                    f"{len(tensors[0])} {name} rows cannot be shared by {world} processes; "
+                    "hold out more rows or use fewer trainer.devices"
+                )
             # eval_batch_size is per process: it bounds memory and does not change the metrics.
-            loaders.append(TensorBatches(tensors, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False))
+            loaders.append(
+                TensorBatches(tensors, self.eval_batch_size, rank=rank, world_size=world, equal_shards=False)
+            )
         return loaders
 
     def predict_dataloader(self) -> TensorBatches:

@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from kmnist.data.fetch import fetch_verified
 from kmnist.data.idx import read_idx
@@ -34,7 +41,9 @@ from kmnist.utils.atomic import atomic_write, atomic_write_csv
 from kmnist.utils.hashing import file_sha256
 from kmnist.utils.locks import exclusive_lock
 
-DEFAULT_BASE_URL = "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
+DEFAULT_BASE_URL = (
+    "https://raw.githubusercontent.com/vinayprabhu/Kannada_MNIST/master/data/output_tensors/MNIST_format/"
+)
 DEFAULT_DEST = "data/kannada_mnist"
 LOCK_NAME = ".download.lock"  # stays in the folder (kmnist/utils/locks.py says why)
 
@@ -53,7 +62,14 @@ KNOWN_SHA256 = {
     "y_dig_MNIST-idx1-ubyte.gz": "321fa413dc0f4bc4342da1f3418c656cd346f91d6d479ea67b1a107e920b907b",
 }
 EXPECTED_COUNTS = {"train": 60000, "test": 10000, "dig": 10240}
-OUTPUTS = ("train.csv.gz", "test.csv.gz", "dig.csv.gz", "sample_submission.csv", "test_labelled.csv.gz", "dig_labelled.csv.gz")
+OUTPUTS = (
+    "train.csv.gz",
+    "test.csv.gz",
+    "dig.csv.gz",
+    "sample_submission.csv",
+    "test_labelled.csv.gz",
+    "dig_labelled.csv.gz",
+)
 
 PROVENANCE = """\
 # Kannada-MNIST
@@ -75,6 +91,7 @@ Source files (SHA-256):
 {hashes}
 """
 
+
 def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> np.ndarray:
     """The file's array if it has the expected hash and shape; DataError naming `name` otherwise."""
     expected = checksums.get(name)
@@ -90,7 +107,9 @@ def _check(path: Path, name: str, count: int, checksums: Mapping[str, str]) -> n
     images = "idx3" in name
     want = (count, 28, 28) if images else (count,)
     if array.shape != want:
-        raise DataError(f"{name}: IDX {'images' if images else 'labels'} have shape {array.shape}, expected {want}")
+        raise DataError(
+            f"{name}: IDX {'images' if images else 'labels'} have shape {array.shape}, expected {want}"
+        )
     if not images and array.size and array.max() > 9:
         raise DataError(f"{name}: label {int(array.max())} is not a digit 0..9")
     return array
@@ -123,7 +142,9 @@ def _checked_base_url(base_url: str) -> str:
         return base_url
     if not scheme and Path(base_url).is_dir():
         return Path(base_url).resolve().as_uri() + "/"
-    raise DataError(f"--base-url {base_url}: expected an http(s):// or file:// URL, or a folder holding the IDX files")
+    raise DataError(
+        f"--base-url {base_url}: expected an http(s):// or file:// URL, or a folder holding the IDX files"
+    )
 
 
 def download(
@@ -161,29 +182,56 @@ def download(
         # turns with; its files are checked as they are, and one to fetch fails on its own write.
         lock = contextlib.nullcontext()
     with lock:
-        return _download(dest, base_url, retries, backoff, force, checksums, expected_counts, console, progress, timeout)
+        return _download(
+            dest, base_url, retries, backoff, force, checksums, expected_counts, console, progress, timeout
+        )
 
 
-def _download(dest: Path, base_url: str, retries: int, backoff: float, force: bool, checksums: Mapping[str, str],
-              expected_counts: Mapping[str, int], console: Console, progress: bool, timeout: float) -> Path:
-    for stale in dest.glob(".*.part.gz"):  # left by a run killed (SIGTERM, SIGKILL) mid-download: never read, only removed
+def _download(
+    dest: Path,
+    base_url: str,
+    retries: int,
+    backoff: float,
+    force: bool,
+    checksums: Mapping[str, str],
+    expected_counts: Mapping[str, int],
+    console: Console,
+    progress: bool,
+    timeout: float,
+) -> Path:
+    for stale in dest.glob(
+        ".*.part.gz"
+    ):  # left by a run killed (SIGTERM, SIGKILL) mid-download: never read, only removed
         stale.unlink(missing_ok=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                   console=console, disable=not progress)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+    )
     arrays, fetched = {}, False
     with bar:
         for split, names in FILES.items():
             for name in names:
                 target = dest / name
-                verify = functools.partial(_check, name=name, count=expected_counts[split], checksums=checksums)
+                verify = functools.partial(
+                    _check, name=name, count=expected_counts[split], checksums=checksums
+                )
                 if target.is_file() and not force:
                     try:
                         arrays[name] = verify(target)
                         continue
                     except DataError as err:
-                        console.print(f"{err}; downloading it again", style="yellow", markup=False, soft_wrap=True)
+                        console.print(
+                            f"{err}; downloading it again", style="yellow", markup=False, soft_wrap=True
+                        )
                 url = base_url.rstrip("/") + "/" + name
-                arrays[name] = fetch_verified(url, target, verify, retries=retries, backoff=backoff, timeout=timeout, progress=bar)
+                arrays[name] = fetch_verified(
+                    url, target, verify, retries=retries, backoff=backoff, timeout=timeout, progress=bar
+                )
                 fetched = True
     if fetched or force or not all((dest / out).is_file() for out in (*OUTPUTS, "PROVENANCE.md")):
         if progress:
@@ -193,18 +241,38 @@ def _download(dest: Path, base_url: str, retries: int, backoff: float, force: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kmnist.data.download", description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", default=os.environ.get("KMNIST_DATA") or DEFAULT_DEST,
-                        help=f"output folder (default: $KMNIST_DATA, else {DEFAULT_DEST})")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="where the IDX files live (default: the author's GitHub)")
-    parser.add_argument("--retries", type=int, default=3, help="extra attempts per file after a failed or corrupt download (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="download again even if verified files are present")
+    parser = argparse.ArgumentParser(
+        prog="python -m kmnist.data.download", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--dest",
+        default=os.environ.get("KMNIST_DATA") or DEFAULT_DEST,
+        help=f"output folder (default: $KMNIST_DATA, else {DEFAULT_DEST})",
+    )
+    parser.add_argument(
+        "--base-url", default=DEFAULT_BASE_URL, help="where the IDX files live (default: the author's GitHub)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="extra attempts per file after a failed or corrupt download (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="download again even if verified files are present"
+    )
     args = parser.parse_args(argv)
     # SIGTERM (a scheduler, `kill`) as an exception: the download's cleanup runs and no partial file stays.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         # A bar drawn into a log file or pipe is noise; show it only to a person at a terminal.
-        dest = download(args.dest, base_url=args.base_url, retries=max(args.retries, 0), force=args.force, progress=sys.stderr.isatty())
+        dest = download(
+            args.dest,
+            base_url=args.base_url,
+            retries=max(args.retries, 0),
+            force=args.force,
+            progress=sys.stderr.isatty(),
+        )
     except (DataError, OSError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

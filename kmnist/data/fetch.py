@@ -12,8 +12,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from rich.progress import Progress
@@ -22,7 +22,10 @@ from kmnist.errors import DataError
 
 # Worth another try: the server or the path to it may recover. A 4xx will not.
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-RETRIED_CODES = {408, 429}  # request timeout, too many requests (GitHub's raw files rate-limit): 4xx worth another try
+RETRIED_CODES = {
+    408,
+    429,
+}  # request timeout, too many requests (GitHub's raw files rate-limit): 4xx worth another try
 
 
 def _stream(url: str, tmp: Path, timeout: float, progress: Progress, task) -> None:
@@ -41,7 +44,16 @@ def _stream(url: str, tmp: Path, timeout: float, progress: Progress, task) -> No
         raise ConnectionError(f"connection closed after {received} of {total} bytes")
 
 
-def fetch_verified(url: str, target: Path, verify: Callable[[Path], np.ndarray], *, retries: int, backoff: float, timeout: float, progress: Progress) -> np.ndarray:
+def fetch_verified(
+    url: str,
+    target: Path,
+    verify: Callable[[Path], np.ndarray],
+    *,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    progress: Progress,
+) -> np.ndarray:
     """`verify(path)`'s array for the file at `url`, saved as `target`; a 5xx, 408, 429, a dropped
     connection or a file that fails `verify` is tried again (`retries` more times, waiting `backoff`
     doubled each time); any other 4xx fails at once. DataError naming the URL when it gives up."""
@@ -49,7 +61,12 @@ def fetch_verified(url: str, target: Path, verify: Callable[[Path], np.ndarray],
     failure: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
-            progress.console.print(f"retrying {target.name} ({attempt}/{retries}): {failure}", style="yellow", markup=False, soft_wrap=True)
+            progress.console.print(
+                f"retrying {target.name} ({attempt}/{retries}): {failure}",
+                style="yellow",
+                markup=False,
+                soft_wrap=True,
+            )
             time.sleep(backoff * 2 ** (attempt - 1))
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part.gz")
         os.close(fd)
@@ -67,10 +84,14 @@ def fetch_verified(url: str, target: Path, verify: Callable[[Path], np.ndarray],
                 raise DataError(f"{url}: HTTP {err.code} {err.reason}{hint}") from None
             failure = DataError(f"{url}: HTTP {err.code} {err.reason}")
             wait = err.headers.get("Retry-After", "") if err.headers else ""
-            if wait.isdigit() and attempt < retries:  # the server says when: wait that long (capped), then the backoff
+            if (
+                wait.isdigit() and attempt < retries
+            ):  # the server says when: wait that long (capped), then the backoff
                 time.sleep(min(int(wait), 120))
         except _TRANSIENT as err:
-            failure = DataError(f"{url}: {getattr(err, 'reason', None) or err}")  # URLError wraps the socket error
+            failure = DataError(
+                f"{url}: {getattr(err, 'reason', None) or err}"
+            )  # URLError wraps the socket error
         except DataError as err:  # corrupted in transit, most likely: fetch it again
             failure = err
         finally:

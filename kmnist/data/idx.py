@@ -31,16 +31,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     dtype, ndim = raw[2], raw[3]
     if dtype not in _IDX_DTYPES:
-        raise DataError(f"{path}: IDX element type 0x{dtype:02x} is not supported (expected 0x08, unsigned byte)")
+        raise DataError(
+            f"{path}: IDX element type 0x{dtype:02x} is not supported (expected 0x08, unsigned byte)"
+        )
     if ndim not in (1, 3):
         raise DataError(f"{path}: IDX file has {ndim} dimensions, expected 1 (labels) or 3 (images)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if ndim == 3 and shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{path}: IDX images are {shape[1]}x{shape[2]}, expected 28x28")
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX header promises {expected} bytes for shape {shape}, file holds {len(raw) - header}")
+        raise DataError(
+            f"{path}: IDX header promises {expected} bytes for shape {shape}, file holds {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()

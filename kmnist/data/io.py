@@ -22,8 +22,10 @@ from kmnist.errors import DataError
 
 META_COLUMNS = ("id", "label")
 CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
-DOWNLOAD_HINT = ("point KMNIST_DATA at the folder holding it (or train.py's data.dir=, predict.py's input=, the pipeline's data_dir=), "
-                 "or fetch the data with `python -m kmnist.data.download`")
+DOWNLOAD_HINT = (
+    "point KMNIST_DATA at the folder holding it (or train.py's data.dir=, predict.py's input=, the pipeline's data_dir=), "
+    "or fetch the data with `python -m kmnist.data.download`"
+)
 
 
 # ---------------------------------------------------------------- CSV
@@ -33,8 +35,17 @@ def _csv_columns(path: Path) -> list[str]:
     try:
         header = pd.read_csv(path, nrows=0)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (expected a header `label,pixel0..pixel783` or `id,pixel0..pixel783`)") from None
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error, pd.errors.ParserError) as err:
+        raise DataError(
+            f"{path}: the file is empty (expected a header `label,pixel0..pixel783` or `id,pixel0..pixel783`)"
+        ) from None
+    except (
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        gzip.BadGzipFile,
+        zlib.error,
+        pd.errors.ParserError,
+    ) as err:
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
     return [str(c).strip().lstrip("\ufeff") for c in header.columns]
 
@@ -60,8 +71,10 @@ def _check_separator(path: Path, columns: list[str]) -> None:
         return
     for separator, name in SEPARATORS.items():
         if columns[0].count(separator) >= 2:
-            raise DataError(f"{path}: the header is one column of {len(columns[0]):,} characters separated by {name} "
-                            f"({shown(columns[0])}); expected a comma-separated CSV (label,pixel0,...,pixel783)")
+            raise DataError(
+                f"{path}: the header is one column of {len(columns[0]):,} characters separated by {name} "
+                f"({shown(columns[0])}); expected a comma-separated CSV (label,pixel0,...,pixel783)"
+            )
 
 
 def _check_header(path: Path, columns: list[str]) -> list[str]:
@@ -73,15 +86,21 @@ def _check_header(path: Path, columns: list[str]) -> list[str]:
             meta.append(name)
         else:
             break
-    pixels = columns[len(meta):]
+    pixels = columns[len(meta) :]
     if pixels == PIXEL_COLUMNS:
         return meta
     for k, (got, want) in enumerate(zip(pixels, PIXEL_COLUMNS)):
         if got != want:
-            raise DataError(f"{path}: column {len(meta) + k + 1} is named {shown(got)}, expected {want!r} (layout: optional id/label, then pixel0..pixel783)")
+            raise DataError(
+                f"{path}: column {len(meta) + k + 1} is named {shown(got)}, expected {want!r} (layout: optional id/label, then pixel0..pixel783)"
+            )
     if len(pixels) < N_PIXELS:
-        raise DataError(f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS} ({len(meta)} id/label + 784 pixels); pixel{len(pixels)} onwards is missing")
-    raise DataError(f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS}; unexpected extra column {shown(pixels[N_PIXELS])}")
+        raise DataError(
+            f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS} ({len(meta)} id/label + 784 pixels); pixel{len(pixels)} onwards is missing"
+        )
+    raise DataError(
+        f"{path}: has {len(columns)} columns, expected {len(meta) + N_PIXELS}; unexpected extra column {shown(pixels[N_PIXELS])}"
+    )
 
 
 def _data_lines(path: Path):
@@ -95,22 +114,28 @@ def _data_lines(path: Path):
 
 def _file_line(path: Path, data_row: int) -> int:
     """The file line (1: the header) of a data row."""
-    return next((number for row, (number, _) in enumerate(_data_lines(path)) if row == data_row), data_row + 2)
+    return next(
+        (number for row, (number, _) in enumerate(_data_lines(path)) if row == data_row), data_row + 2
+    )
 
 
 def _ragged_row(path: Path, fields: int) -> DataError:
     """The first line whose field count is not the header's (scanned only when pandas found one)."""
     for number, line in _data_lines(path):
         if (found := line.rstrip("\r\n").count(",") + 1) != fields:
-            return DataError(f"{path}: line {number} has {found} fields, the header {fields}"
-                             f"{' (a trailing comma?)' if line.rstrip().endswith(',') else ''}")
+            return DataError(
+                f"{path}: line {number} has {found} fields, the header {fields}"
+                f"{' (a trailing comma?)' if line.rstrip().endswith(',') else ''}"
+            )
     return DataError(f"{path}: a row has another number of fields than the header's {fields}")
 
 
 def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, first_row: int) -> DataError:
     row, col = np.argwhere(bad)[0]
     value = frame.iat[row, col]
-    return DataError(f"{path}: line {_file_line(path, first_row + row)}, column {frame.columns[col]}: {what} (got {shown(value)})")
+    return DataError(
+        f"{path}: line {_file_line(path, first_row + row)}, column {frame.columns[col]}: {what} (got {shown(value)})"
+    )
 
 
 def _available_memory() -> int | None:
@@ -138,18 +163,22 @@ def _parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_row: in
         if fractional.any():
             raise _first_bad(path, frame, fractional, "not an integer", first_row)
 
-    pixels = values[:, len(meta):]
+    pixels = values[:, len(meta) :]
     out_of_range = (pixels < 0) | (pixels > 255)
     if out_of_range.any():
         row, col = np.argwhere(out_of_range)[0]
-        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column pixel{col}: value {shown(frame.iat[row, len(meta) + col])} is outside 0..255")
+        raise DataError(
+            f"{path}: line {_file_line(path, first_row + row)}, column pixel{col}: value {shown(frame.iat[row, len(meta) + col])} is outside 0..255"
+        )
     table = DigitTable(images=pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
     if "label" in meta:
         labels = values[:, meta.index("label")]
         bad = (labels < 0) | (labels > 9)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column label: {shown(frame['label'].iat[row])} is not a digit 0..9")
+            raise DataError(
+                f"{path}: line {_file_line(path, first_row + row)}, column label: {shown(frame['label'].iat[row])} is not a digit 0..9"
+            )
         table.labels = labels.astype(np.int64)
     if "id" in meta:
         table.ids = _ids(path, frame["id"], values[:, meta.index("id")], first_row)
@@ -164,10 +193,15 @@ def _ids(path: Path, column: pd.Series, coerced: np.ndarray, first_row: int) -> 
     if column.dtype == np.uint64:
         too_large, why = column.to_numpy() > np.iinfo(np.int64).max, f"at most {np.iinfo(np.int64).max:,}"
     else:  # read as decimals or text: exact below 2**53 only
-        too_large, why = np.abs(coerced) >= 2**53, f"ids written as decimals, or past 64 bits, must stay below {2**53:,}"
+        too_large, why = (
+            np.abs(coerced) >= 2**53,
+            f"ids written as decimals, or past 64 bits, must stay below {2**53:,}",
+        )
     if too_large.any():
         row = int(np.argmax(too_large))
-        raise DataError(f"{path}: line {_file_line(path, first_row + row)}, column id: {column.iat[row]} is too large for an id ({why})")
+        raise DataError(
+            f"{path}: line {_file_line(path, first_row + row)}, column id: {column.iat[row]} is too large for an id ({why})"
+        )
     return coerced.astype(np.int64)
 
 
@@ -188,11 +222,20 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
                 chunks.append(_parse_chunk(path, frame, meta, first_row=rows))
                 rows += len(frame)
                 if available is not None and rows * (N_PIXELS + 16) > available // 2:
-                    raise DataError(f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
-                                    f"more than half the {available / 2**30:.1f} GiB of memory available; split the file")
+                    raise DataError(
+                        f"{path}: more than {rows:,} rows need over {rows * (N_PIXELS + 16) / 2**30:.1f} GiB as uint8, "
+                        f"more than half the {available / 2**30:.1f} GiB of memory available; split the file"
+                    )
     except pd.errors.ParserWarning:
         raise _ragged_row(path, len(meta) + N_PIXELS) from None
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as err:  # zlib: damaged bytes
+    except (
+        OSError,
+        EOFError,
+        gzip.BadGzipFile,
+        zlib.error,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+    ) as err:  # zlib: damaged bytes
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {str(err).strip()})") from None
     if rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
@@ -205,7 +248,9 @@ def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
         dup = pd.Series(ids).duplicated().to_numpy()
         if dup.any():
             row = int(np.argmax(dup))
-            raise DataError(f"{path}: line {_file_line(path, row)}, column id: duplicate id {ids[row]} (ids must be unique)")
+            raise DataError(
+                f"{path}: line {_file_line(path, row)}, column id: duplicate id {ids[row]} (ids must be unique)"
+            )
         table.ids = ids
     return table
 
@@ -215,7 +260,9 @@ def require_file(path: Path) -> None:
         raise DataError(f"{path}: file not found; {DOWNLOAD_HINT}")
 
 
-def read_digits(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, use_cache: bool = True) -> DigitTable:
+def read_digits(
+    path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, use_cache: bool = True
+) -> DigitTable:
     """Read a Kaggle-layout CSV (`.csv` or `.csv.gz`), validated, through the uint8 cache."""
     path = Path(path)
     require_file(path)

@@ -23,8 +23,14 @@ def _targets(y: torch.Tensor, partner: torch.Tensor, keep: torch.Tensor, num_cla
     return torch.lerp(theirs, own, keep.view(-1, 1))
 
 
-def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, chosen: torch.Tensor, num_classes: int = 10,
-          partner: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mixup(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    chosen: torch.Tensor,
+    num_classes: int = 10,
+    partner: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend each chosen image with its partner by a weight ~ Beta(alpha, alpha); others stay as they are."""
     b = x.shape[0]
     partner = torch.randperm(b, device=x.device) if partner is None else partner
@@ -33,8 +39,14 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, chosen: torch.Tensor, 
     return mixed, _targets(y, partner, keep, num_classes)
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, chosen: torch.Tensor, num_classes: int = 10,
-           partner: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cutmix(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    chosen: torch.Tensor,
+    num_classes: int = 10,
+    partner: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste into each chosen image a box of its partner covering ~ 1 - Beta(alpha, alpha) of it.
     The targets follow the area actually pasted (a box clipped at the border covers less)."""
     b, _, h, w = x.shape
@@ -43,7 +55,9 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, chosen: torch.Tensor,
     cy, cx = torch.rand(b, device=x.device) * h, torch.rand(b, device=x.device) * w
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
-    box = ((rows - cy.view(b, 1, 1)).abs() < cut.view(b, 1, 1) * h / 2) & ((cols - cx.view(b, 1, 1)).abs() < cut.view(b, 1, 1) * w / 2)
+    box = ((rows - cy.view(b, 1, 1)).abs() < cut.view(b, 1, 1) * h / 2) & (
+        (cols - cx.view(b, 1, 1)).abs() < cut.view(b, 1, 1) * w / 2
+    )
     box &= chosen.view(b, 1, 1)
     mixed = torch.where(box.unsqueeze(1), x[partner], x)
     keep = 1 - box.flatten(1).float().mean(dim=1)

@@ -26,18 +26,36 @@ class Preprocess(nn.Module):
     networks) replaces the scaling by ImageNet's per-channel statistics.
     """
 
-    def __init__(self, scaling: str = "scale", input_size: int = 28, in_chans: int = 1, imagenet_norm: bool = False,
-                 mean: float = 0.0, std: float = 1.0):
+    def __init__(
+        self,
+        scaling: str = "scale",
+        input_size: int = 28,
+        in_chans: int = 1,
+        imagenet_norm: bool = False,
+        mean: float = 0.0,
+        std: float = 1.0,
+    ):
         super().__init__()
         if scaling not in SCALINGS:
             raise ConfigError(f"data.scaling={scaling!r}: expected one of {', '.join(SCALINGS)}")
         if in_chans not in (1, 3):
             raise ConfigError(f"model.in_chans={in_chans}: expected 1 or 3")
-        self.scaling, self.input_size, self.in_chans, self.imagenet_norm = scaling, input_size, in_chans, imagenet_norm
+        self.scaling, self.input_size, self.in_chans, self.imagenet_norm = (
+            scaling,
+            input_size,
+            in_chans,
+            imagenet_norm,
+        )
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN[:in_chans] if in_chans == 3 else IMAGENET_MEAN[:1]).view(1, -1, 1, 1))
-        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD[:in_chans] if in_chans == 3 else IMAGENET_STD[:1]).view(1, -1, 1, 1))
+        self.register_buffer(
+            "imagenet_mean",
+            torch.tensor(IMAGENET_MEAN[:in_chans] if in_chans == 3 else IMAGENET_MEAN[:1]).view(1, -1, 1, 1),
+        )
+        self.register_buffer(
+            "imagenet_std",
+            torch.tensor(IMAGENET_STD[:in_chans] if in_chans == 3 else IMAGENET_STD[:1]).view(1, -1, 1, 1),
+        )
 
     def set_statistics(self, mean: float, std: float) -> None:
         self.mean.fill_(float(mean))
@@ -51,7 +69,9 @@ class Preprocess(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.to_unit(x)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         if self.in_chans == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.imagenet_norm:

@@ -34,14 +34,18 @@ def writer_order_share(labels: np.ndarray) -> float:
     return float(counts.max(axis=1).sum() / len(labels))
 
 
-def writer_split(n_rows: int, val_writers: int, seed: int, rows_per_writer: int = ROWS_PER_WRITER) -> tuple[np.ndarray, np.ndarray]:
+def writer_split(
+    n_rows: int, val_writers: int, seed: int, rows_per_writer: int = ROWS_PER_WRITER
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out `val_writers` whole writers, chosen by `seed`."""
     writers = writer_of_row(n_rows, rows_per_writer)
     n_writers = int(writers.max()) + 1 if n_rows else 0
     if val_writers < 0 or (val_writers > 0 and val_writers >= n_writers):
-        raise ConfigError(f"data.val_writers={val_writers}: must be between 0 and {max(n_writers - 1, 0)}: the {n_rows:,} rows hold "
-                          f"{n_writers} writer(s) of up to {rows_per_writer} rows, and one at least must train "
-                          "(data.split=stratified validates on a share of fewer rows)")
+        raise ConfigError(
+            f"data.val_writers={val_writers}: must be between 0 and {max(n_writers - 1, 0)}: the {n_rows:,} rows hold "
+            f"{n_writers} writer(s) of up to {rows_per_writer} rows, and one at least must train "
+            "(data.split=stratified validates on a share of fewer rows)"
+        )
     held_out = np.random.default_rng(seed).choice(n_writers, size=val_writers, replace=False)
     is_val = np.isin(writers, held_out)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -60,11 +64,15 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     # Rounded per class, a small share of few rows holds out nothing (or everything): the run would
     # train without validation (no val/acc, no best checkpoint), or on nothing, without a word.
     if val_fraction > 0 and len(val_idx) == 0:
-        raise ConfigError(f"data.val_fraction={val_fraction}: of {len(labels):,} rows this holds out no row (round(val_fraction x "
-                          "a class's rows) is 0 for every class); raise it, use more rows, or data.val_fraction=0 to validate on none")
+        raise ConfigError(
+            f"data.val_fraction={val_fraction}: of {len(labels):,} rows this holds out no row (round(val_fraction x "
+            "a class's rows) is 0 for every class); raise it, use more rows, or data.val_fraction=0 to validate on none"
+        )
     if len(labels) and len(val_idx) == len(labels):
-        raise ConfigError(f"data.val_fraction={val_fraction}: of {len(labels):,} rows every one validates and there is nothing to "
-                          "train on (round(val_fraction x a class's rows) is all of them); lower it or use more rows")
+        raise ConfigError(
+            f"data.val_fraction={val_fraction}: of {len(labels):,} rows every one validates and there is nothing to "
+            "train on (round(val_fraction x a class's rows) is all of them); lower it or use more rows"
+        )
     return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
 
 
@@ -75,7 +83,9 @@ def first_n_split(n_rows: int, val_rows: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(val_rows, n_rows), np.arange(val_rows)
 
 
-def make_split(split: str, labels: np.ndarray, *, val_writers: int, val_fraction: float, val_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_split(
+    split: str, labels: np.ndarray, *, val_writers: int, val_fraction: float, val_rows: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     if split == "writer":
         return writer_split(len(labels), val_writers, seed)
     if split == "stratified":

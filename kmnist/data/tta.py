@@ -36,7 +36,7 @@ ZOOMS = (IDENTITY, View(scale=0.9), View(scale=1.1))
 
 VIEW_SETS: dict[str, tuple[View, ...]] = {
     "none": (IDENTITY,),
-    "shifts": SHIFTS,          # `tta=true`: the image and its one-pixel shifts
+    "shifts": SHIFTS,  # `tta=true`: the image and its one-pixel shifts
     "rotations": ROTATIONS,
     "zooms": ZOOMS,
     "affine": SHIFTS + ROTATIONS[1:] + ZOOMS[1:],  # the pipeline's default: best on dev (bench/RESULTS.md)
@@ -73,8 +73,15 @@ def apply_view(x: torch.Tensor, view: View) -> torch.Tensor:
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
 
-    return TF.affine(x, angle=view.angle, translate=[view.dx, view.dy], scale=view.scale, shear=[0.0, 0.0],
-                     interpolation=InterpolationMode.BILINEAR, fill=0.0)
+    return TF.affine(
+        x,
+        angle=view.angle,
+        translate=[view.dx, view.dy],
+        scale=view.scale,
+        shear=[0.0, 0.0],
+        interpolation=InterpolationMode.BILINEAR,
+        fill=0.0,
+    )
 
 
 def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

@@ -69,7 +69,9 @@ class GraphedTrainStep:
 
     def _same_shape(self, x: torch.Tensor, y: torch.Tensor) -> bool:
         sx, sy = self.static["x"], self.static["y"]
-        return x.shape == sx.shape and x.stride() == sx.stride() and x.dtype == sx.dtype and y.shape == sy.shape
+        return (
+            x.shape == sx.shape and x.stride() == sx.stride() and x.dtype == sx.dtype and y.shape == sy.shape
+        )
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
@@ -95,11 +97,17 @@ class GraphedTrainStep:
         device = x.device.type
         # Inherit the caller's autocast (Lightning's precision plugin); its weight-cast cache must
         # be off while capturing, or the graph would read casts made before it.
-        autocast = torch.autocast(device, dtype=torch.get_autocast_dtype(device),
-                                  enabled=torch.is_autocast_enabled(device), cache_enabled=False)
+        autocast = torch.autocast(
+            device,
+            dtype=torch.get_autocast_dtype(device),
+            enabled=torch.is_autocast_enabled(device),
+            cache_enabled=False,
+        )
         torch.cuda.synchronize(x.device)
         with torch.cuda.graph(graph), autocast:
-            self.static["loss"], self.static["logits"] = self._forward_backward(self.static["x"], self.static["y"])
+            self.static["loss"], self.static["logits"] = self._forward_backward(
+                self.static["x"], self.static["y"]
+            )
         self.graph = graph
         self._graph_params = self._params()
         self._graph_grads = [p.grad for p in self._graph_params]  # the graph's memory: replays write here

@@ -34,21 +34,29 @@ class TeacherEnsemble:
     LightningModule) share the teachers rather than duplicating them.
     """
 
-    def __init__(self, checkpoints: list[str | Path], weight: float = 0.9, student_inputs: dict | None = None):
+    def __init__(
+        self, checkpoints: list[str | Path], weight: float = 0.9, student_inputs: dict | None = None
+    ):
         if not checkpoints:
-            raise ConfigError("loss.distill.teachers=[]: name at least one checkpoint, e.g. loss.distill.teachers=[a.ckpt,b.ckpt]")
+            raise ConfigError(
+                "loss.distill.teachers=[]: name at least one checkpoint, e.g. loss.distill.teachers=[a.ckpt,b.ckpt]"
+            )
         if not 0.0 < weight <= 1.0:
-            raise ConfigError(f"loss.distill.weight={weight}: expected a share in (0, 1] of the loss given to the teachers")
+            raise ConfigError(
+                f"loss.distill.weight={weight}: expected a share in (0, 1] of the loss given to the teachers"
+            )
         missing = [str(path) for path in checkpoints if not Path(path).is_file()]
         if missing:  # load_checkpoint's own hint names predict.py's ckpt=
-            raise CheckpointError(f"{missing[0]}: checkpoint not found (loss.distill.teachers=[...] takes .ckpt files written by train.py)")
+            raise CheckpointError(
+                f"{missing[0]}: checkpoint not found (loss.distill.teachers=[...] takes .ckpt files written by train.py)"
+            )
         self.models: list[LoadedModel] = [load_checkpoint(path) for path in checkpoints]
         self.weight = float(weight)
         if student_inputs is not None:
             for model in self.models:
                 check_same_inputs(model, student_inputs)
 
-    def __deepcopy__(self, memo) -> "TeacherEnsemble":
+    def __deepcopy__(self, memo) -> TeacherEnsemble:
         return self
 
     @torch.no_grad()
@@ -73,7 +81,11 @@ def check_same_inputs(teacher: LoadedModel, student_inputs: dict) -> None:
     inputs it was never trained on."""
     for key in INPUT_SETTINGS:
         theirs = getattr(teacher.preprocess, key)
-        option = "data.scaling" if key == "scaling" else f"input {key}"  # the rest is the network's input spec
+        option = (
+            "data.scaling" if key == "scaling" else f"input {key}"
+        )  # the rest is the network's input spec
         if key in student_inputs and student_inputs[key] != theirs:
-            raise ConfigError(f"loss.distill.teachers: {teacher.path} was trained with {option}={theirs}, "
-                              f"this student gets {option}={student_inputs[key]}: teacher and student must see the same inputs")
+            raise ConfigError(
+                f"loss.distill.teachers: {teacher.path} was trained with {option}={theirs}, "
+                f"this student gets {option}={student_inputs[key]}: teacher and student must see the same inputs"
+            )

@@ -52,8 +52,10 @@ def cpu_without_sync_batchnorm(cfg: DictConfig, module: nn.Module) -> None:
         trainer_cfg.sync_batchnorm = False
     batchnorm = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     if pl.utilities.rank_zero_only.rank == 0 and any(isinstance(m, batchnorm) for m in module.modules()):
-        log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm); on the CPU each process's "
-                    "BatchNorm uses its own share of the batch, so results differ slightly from one process")
+        log.warning(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm); on the CPU each process's "
+            "BatchNorm uses its own share of the batch, so results differ slightly from one process"
+        )
 
 
 def starts_processes(trainer: pl.Trainer) -> bool:
@@ -61,8 +63,12 @@ def starts_processes(trainer: pl.Trainer) -> bool:
     `python train.py` (not under torchrun, SLURM, or as a rank this module started)."""
     from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher  # exported by Lightning
 
-    return (isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and trainer.num_devices > 1
-            and trainer.num_nodes == 1 and not trainer.strategy.cluster_environment.creates_processes_externally)
+    return (
+        isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher)
+        and trainer.num_devices > 1
+        and trainer.num_nodes == 1
+        and not trainer.strategy.cluster_environment.creates_processes_externally
+    )
 
 
 @contextlib.contextmanager
@@ -80,9 +86,13 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
         if starts_processes(trainer):
             world = trainer.num_devices
             # A free port per job unless the user chose one: jobs of a multirun never share a port.
-            os.environ.update(MASTER_ADDR=os.environ.get("MASTER_ADDR", "127.0.0.1"),
-                              MASTER_PORT=os.environ.get("MASTER_PORT") or str(find_free_network_port()),
-                              NODE_RANK="0", WORLD_SIZE=str(world), LOCAL_RANK="0")
+            os.environ.update(
+                MASTER_ADDR=os.environ.get("MASTER_ADDR", "127.0.0.1"),
+                MASTER_PORT=os.environ.get("MASTER_PORT") or str(find_free_network_port()),
+                NODE_RANK="0",
+                WORLD_SIZE=str(world),
+                LOCAL_RANK="0",
+            )
             if "OMP_NUM_THREADS" not in os.environ:  # share the cores, as Lightning's launcher would
                 os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // world))
             torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -104,7 +114,9 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
         for rank, child in enumerate(children, start=1):
             code = child.wait(timeout=300)
             if code != 0:
-                raise RuntimeError(f"DDP rank {rank} (pid {child.pid}) exited with code {code}; its error is printed above")
+                raise RuntimeError(
+                    f"DDP rank {rank} (pid {child.pid}) exited with code {code}; its error is printed above"
+                )
     finally:
         if watcher is not None:
             watcher.stop()
@@ -126,9 +138,14 @@ def ranks(trainer: pl.Trainer, cfg: DictConfig):
 
 def _start_rank(rank: int, cfg: DictConfig) -> subprocess.Popen:
     package_root = str(Path(__file__).resolve().parents[2])  # this kmnist, not another installed copy
-    env = {**os.environ, "LOCAL_RANK": str(rank),
-           "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, "-m", "kmnist.tasks.rank"], stdin=subprocess.PIPE, env=env, text=True)
+    env = {
+        **os.environ,
+        "LOCAL_RANK": str(rank),
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kmnist.tasks.rank"], stdin=subprocess.PIPE, env=env, text=True
+    )
     # Resolved (the child has no Hydra to resolve `${hydra:...}` with), and without the hydra node.
     child.stdin.write(OmegaConf.to_yaml(plain_config(cfg)))
     child.stdin.close()
@@ -149,7 +166,11 @@ class _Watcher(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(1.0):
-            failed = [(rank, child) for rank, child in enumerate(self.children, start=1) if child.poll() not in (None, 0)]
+            failed = [
+                (rank, child)
+                for rank, child in enumerate(self.children, start=1)
+                if child.poll() not in (None, 0)
+            ]
             if not failed:
                 continue
             rank, child = failed[0]
@@ -157,11 +178,18 @@ class _Watcher(threading.Thread):
             # others are saving and leaving too, so they get the grace period before anything is killed.
             if child.returncode == 143 and self._stopped.wait(_GRACE_SECONDS):
                 return
-            log.error("DDP rank %d (pid %d) exited with code %d; stopping the job", rank, child.pid, child.returncode)
+            log.error(
+                "DDP rank %d (pid %d) exited with code %d; stopping the job",
+                rank,
+                child.pid,
+                child.returncode,
+            )
             for other in self.children:
                 if other.poll() is None:
                     other.kill()
             if not self._stopped.wait(_GRACE_SECONDS):
-                log.error("rank 0 is still waiting for the dead rank after %.0f s: killing it", _GRACE_SECONDS)
+                log.error(
+                    "rank 0 is still waiting for the dead rank after %.0f s: killing it", _GRACE_SECONDS
+                )
                 os.kill(os.getpid(), signal.SIGKILL)
             return

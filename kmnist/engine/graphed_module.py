@@ -25,8 +25,10 @@ class GraphedClassifier(Classifier):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         if self.device.type != "cuda":  # said once, so a CPU run's speed is not read as the graph's
-            log.warning("speed.cuda_graph=true: no CUDA device here, so each step runs eagerly (the same "
-                        "updates, without the graph's speed-up)")
+            log.warning(
+                "speed.cuda_graph=true: no CUDA device here, so each step runs eagerly (the same "
+                "updates, without the graph's speed-up)"
+            )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch[:2]
@@ -68,8 +70,10 @@ class GraphedClassifier(Classifier):
             if value is not None:
                 config.scheduler.step(value)
             elif config.strict:
-                raise ConfigError(f"scheduler.monitor={monitor!r} is not a logged metric; logged: "
-                                  f"{', '.join(sorted(self.trainer.callback_metrics)) or 'none yet'}")
+                raise ConfigError(
+                    f"scheduler.monitor={monitor!r} is not a logged metric; logged: "
+                    f"{', '.join(sorted(self.trainer.callback_metrics)) or 'none yet'}"
+                )
 
     def teardown(self, stage: str) -> None:
         # A graph is bound to the parameters' memory: the LR finder's fit ends by moving the

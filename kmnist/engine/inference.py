@@ -32,10 +32,21 @@ DATAMODULE_KEY = "KannadaMNISTDataModule"
 # Checkpoints written before the speed options and the input spec left the model config kept
 # them there; they are not constructor arguments.
 LEGACY_MODEL_KEYS = ("imagenet_norm", "channels_last", "compile", "cuda_graph")
-WEIGHT_SOURCE_KEYS = ("pretrained", "weights")  # where a network's first weights come from: a checkpoint replaces them
+WEIGHT_SOURCE_KEYS = (
+    "pretrained",
+    "weights",
+)  # where a network's first weights come from: a checkpoint replaces them
 # What torch.load raises on a file that is not a checkpoint: an empty or cut-off file (EOFError, RuntimeError
 # from the zip reader), text (IndexError, KeyError), pickled code (UnpicklingError, refused separately below).
-UNREADABLE_CHECKPOINT = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError)
+UNREADABLE_CHECKPOINT = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    IndexError,
+    KeyError,
+)
 
 
 @dataclass
@@ -45,7 +56,7 @@ class LoadedModel:
     config: dict
     path: Path
 
-    def to(self, device: torch.device) -> "LoadedModel":
+    def to(self, device: torch.device) -> LoadedModel:
         self.net.to(device)
         self.preprocess.to(device)
         return self
@@ -54,24 +65,37 @@ class LoadedModel:
 def load_checkpoint(path: str | Path) -> LoadedModel:
     path = Path(path)
     if path.is_dir():  # a run folder, as train.py's ckpt_path= takes: it exists, so "not found" would mislead
-        found = sorted(path.glob("*.ckpt")) or sorted((path / "checkpoints").glob("*.ckpt"))  # its checkpoints/ itself, or the run's
-        example = next((p for p in found if p.name == "last.ckpt"), found[0] if found else path / "checkpoints" / "last.ckpt")
+        found = sorted(path.glob("*.ckpt")) or sorted(
+            (path / "checkpoints").glob("*.ckpt")
+        )  # its checkpoints/ itself, or the run's
+        example = next(
+            (p for p in found if p.name == "last.ckpt"),
+            found[0] if found else path / "checkpoints" / "last.ckpt",
+        )
         raise CheckpointError(f"{path}: a folder, not a checkpoint; pass a .ckpt file in it, e.g. {example}")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found (pass ckpt=PATH to a .ckpt written by train.py)")
     if kind := _exported_kind(path):
-        raise CheckpointError(f"{path}: an exported {kind} model (python -m kmnist.tasks.export), not a checkpoint; pass the "
-                              f".ckpt it was exported from (or load it with {'onnxruntime' if kind == 'ONNX' else 'torch.jit.load'})")
+        raise CheckpointError(
+            f"{path}: an exported {kind} model (python -m kmnist.tasks.export), not a checkpoint; pass the "
+            f".ckpt it was exported from (or load it with {'onnxruntime' if kind == 'ONNX' else 'torch.jit.load'})"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused: it is not a plain-weights checkpoint ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: refused: it is not a plain-weights checkpoint ({str(err).splitlines()[0]})"
+        ) from None
     except UNREADABLE_CHECKPOINT as err:
         first_line = (str(err).splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {first_line})") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a checkpoint (truncated or corrupt: {first_line})"
+        ) from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
     if not isinstance(config, dict) or "model" not in config or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path}: not a kmnist checkpoint (no stored model config); train one with train.py")
+        raise CheckpointError(
+            f"{path}: not a kmnist checkpoint (no stored model config); train one with train.py"
+        )
 
     # Weights come from the checkpoint: never download or read pretrained ones again.
     model_cfg = {k: v for k, v in config["model"].items() if k not in LEGACY_MODEL_KEYS}
@@ -82,11 +106,15 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not match model {model_cfg['name']!r} ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: weights do not match model {model_cfg['name']!r} ({str(err).splitlines()[0]})"
+        ) from None
     # NHWC for inference whatever the training layout: the same numbers, 1.1-2.7x faster on CPU.
     net.eval().to(memory_format=torch.channels_last)
 
-    preprocess = Preprocess(scaling=config.get("data", {}).get("scaling", "scale"), **asdict(input_spec(model_cfg)))
+    preprocess = Preprocess(
+        scaling=config.get("data", {}).get("scaling", "scale"), **asdict(input_spec(model_cfg))
+    )
     stats = ckpt.get(DATAMODULE_KEY) or {}
     preprocess.set_statistics(stats.get("mean", 0.0), stats.get("std", 1.0))
     return LoadedModel(net=net, preprocess=preprocess, config=config, path=path)
@@ -100,15 +128,23 @@ def inference_bf16(precision: str | int, device: torch.device) -> bool:
 
 
 @torch.inference_mode()
-def predict_proba(models: list[LoadedModel], images: np.ndarray | torch.Tensor, batch_size: int = 256,
-                  device: str | torch.device = "cpu", tta: bool | str | tuple[View, ...] | None = False, progress: bool = True,
-                  precision: str = FP32) -> np.ndarray:
+def predict_proba(
+    models: list[LoadedModel],
+    images: np.ndarray | torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    tta: bool | str | tuple[View, ...] | None = False,
+    progress: bool = True,
+    precision: str = FP32,
+) -> np.ndarray:
     """Mean softmax over models (and TTA views: `kmnist.data.tta`) for uint8 images (N, 28, 28) -> (N, 10).
     `precision=auto` runs the networks under bf16 autocast where the device computes bf16 natively."""
     if not models:
         raise ConfigError("no checkpoint to predict with: ckpt= needs at least one .ckpt")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r}: expected a positive number of images per batch, e.g. 256")
+        raise ConfigError(
+            f"batch_size={batch_size!r}: expected a positive number of images per batch, e.g. 256"
+        )
     device = torch.device(device)
     bf16 = inference_bf16(precision, device)
     for model in models:
@@ -137,7 +173,11 @@ def _exported_kind(path: Path) -> str | None:
         return "ONNX"
     try:
         with zipfile.ZipFile(path) as archive:
-            return "TorchScript" if any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist()) else None
+            return (
+                "TorchScript"
+                if any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+                else None
+            )
     except (zipfile.BadZipFile, OSError):
         return None
 
@@ -158,13 +198,19 @@ def resolve_device(accelerator: str) -> torch.device:
     naming the option for anything else, or for a GPU this machine does not have (torch raised later)."""
     name = str(accelerator)
     kind, _, index = name.partition(":")  # cuda:1 / gpu:1 picks one GPU of several
-    if kind not in ("auto", "cpu", "gpu", "cuda", "mps") or (index and (kind not in ("gpu", "cuda") or not index.isdigit())):
+    if kind not in ("auto", "cpu", "gpu", "cuda", "mps") or (
+        index and (kind not in ("gpu", "cuda") or not index.isdigit())
+    ):
         raise ConfigError(f"accelerator={name}: expected auto, cpu, gpu (or gpu:N) or mps")
     device = torch.device(device_type(kind) + (f":{index}" if index else ""))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"accelerator={name}: no CUDA GPU is visible on this machine; accelerator=cpu, or auto")
+        raise ConfigError(
+            f"accelerator={name}: no CUDA GPU is visible on this machine; accelerator=cpu, or auto"
+        )
     if index and int(index) >= torch.cuda.device_count():
-        raise ConfigError(f"accelerator={name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+        raise ConfigError(
+            f"accelerator={name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"accelerator={name}: no Apple GPU (MPS) on this machine; accelerator=cpu, or auto")
     return device

@@ -54,13 +54,19 @@ class Classifier(pl.LightningModule):
         self.train_loss = MeanMetric(nan_strategy="disable")
         # One pair per validation set, by the prefix its metrics are logged under: `val` (held-out
         # training writers) and `dev` (data.val_file, e.g. the test cohort's labelled writers).
-        self.eval_acc = nn.ModuleDict({name: MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
-                                       for name in VALIDATION_SETS})
+        self.eval_acc = nn.ModuleDict(
+            {
+                name: MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
+                for name in VALIDATION_SETS
+            }
+        )
         self.eval_loss = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in VALIDATION_SETS})
         # fastai-style stages (kmnist.callbacks.finetune.FineTuneStages switches "frozen" -> "unfrozen").
         # Set here, and restored from a checkpoint, because the optimiser's groups follow it and
         # Lightning builds the optimiser before on_fit_start and before it restores the epoch count.
-        self.stage: str | None = ("frozen" if finetune.get("frozen_epochs", 1) > 0 else "unfrozen") if finetune else None
+        self.stage: str | None = (
+            ("frozen" if finetune.get("frozen_epochs", 1) > 0 else "unfrozen") if finetune else None
+        )
         if finetune:  # a network without a body and a head is refused here, not inside trainer.fit
             layer_groups(net, ((config or {}).get("model") or {}).get("name"))
         # Recorded in checkpoints, so a resume can refuse a switch; GraphedClassifier passes True.
@@ -69,14 +75,22 @@ class Classifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy, target: torch.Tensor | None = None) -> torch.Tensor:
+    def _step(
+        self,
+        batch,
+        loss_metric: MeanMetric,
+        acc_metric: MulticlassAccuracy,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         x, y = batch[:2]
         logits = self(x)
         loss = self.criterion(logits, y if target is None else target)
         self._update_metrics(loss.detach(), logits.detach(), y, loss_metric, acc_metric)
         return loss
 
-    def training_target(self, x: torch.Tensor, y: torch.Tensor, mixed: torch.Tensor | None = None) -> torch.Tensor:
+    def training_target(
+        self, x: torch.Tensor, y: torch.Tensor, mixed: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """What the loss compares the logits with: the labels, or the soft targets of MixUp /
         CutMix (`mixed`, from the data module); under distillation, that mixed with the teacher
         ensemble's probabilities on this very (augmented) batch."""
@@ -107,8 +121,22 @@ class Classifier(pl.LightningModule):
         name = self.validation_set_names()[dataloader_idx]
         self._step(batch, self.eval_loss[name], self.eval_acc[name])
         # add_dataloader_idx=False: the prefix already says which set (val/acc, dev/acc).
-        self.log(f"{name}/loss", self.eval_loss[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
-        self.log(f"{name}/acc", self.eval_acc[name], on_step=False, on_epoch=True, prog_bar=True, add_dataloader_idx=False)
+        self.log(
+            f"{name}/loss",
+            self.eval_loss[name],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            add_dataloader_idx=False,
+        )
+        self.log(
+            f"{name}/acc",
+            self.eval_acc[name],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            add_dataloader_idx=False,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.stage is not None:
@@ -123,8 +151,10 @@ class Classifier(pl.LightningModule):
             return
         saved = bool(checkpoint.get("hyper_parameters", {}).get("cuda_graph", False))
         if saved != (not self.automatic_optimization):
-            raise ConfigError(f"this checkpoint was trained with speed.cuda_graph={str(saved).lower()}: "
-                              f"resume it with the same value")
+            raise ConfigError(
+                f"this checkpoint was trained with speed.cuda_graph={str(saved).lower()}: "
+                f"resume it with the same value"
+            )
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         return probabilities(self, batch[0])

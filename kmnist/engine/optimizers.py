@@ -24,7 +24,10 @@ def plain_partial(factory: partial | None) -> partial | None:
     and then no checkpoint loads with `torch.load(weights_only=True)`."""
     if factory is None or not any(OmegaConf.is_config(v) for v in factory.keywords.values()):
         return factory
-    keywords = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in factory.keywords.items()}
+    keywords = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in factory.keywords.items()
+    }
     return partial(factory.func, *factory.args, **keywords)
 
 
@@ -51,7 +54,9 @@ def discriminative_lrs(lr_min: float, lr_max: float, n: int) -> list[float]:
     return [lr_min * (lr_max / lr_min) ** (i / (n - 1)) for i in range(n)]
 
 
-def stage_optimizer(net: nn.Module, optimizer_factory: partial, stage: str, head_lr: float, lr_min: float, lr_max: float):
+def stage_optimizer(
+    net: nn.Module, optimizer_factory: partial, stage: str, head_lr: float, lr_min: float, lr_max: float
+):
     """The optimizer of a fine-tuning stage, every group built up front: the head alone, or all groups."""
     groups = layer_groups(net)
     if stage == "frozen":
@@ -73,22 +78,40 @@ def momentum_free(optimizer: torch.optim.Optimizer) -> bool:
     return "betas" not in optimizer.defaults and not optimizer.defaults.get("momentum")
 
 
-def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25):
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=one_cycle_steps(total_steps, pct_start),
-                                               pct_start=pct_start, cycle_momentum=not momentum_free(optimizer))
+def one_cycle(
+    optimizer: torch.optim.Optimizer, max_lrs: list[float], total_steps: int, pct_start: float = 0.25
+):
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=max_lrs,
+        total_steps=one_cycle_steps(total_steps, pct_start),
+        pct_start=pct_start,
+        cycle_momentum=not momentum_free(optimizer),
+    )
 
 
-def schedule_length(factory: partial, interval: str, trainer: pl.Trainer, optimizer: torch.optim.Optimizer | None = None) -> dict:
+def schedule_length(
+    factory: partial, interval: str, trainer: pl.Trainer, optimizer: torch.optim.Optimizer | None = None
+) -> dict:
     """Fill in a scheduler's length from the trainer when its config leaves it out (and, for an
     optimiser without momentum, leave its momentum alone)."""
     params = inspect.signature(factory.func).parameters
     length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
     fill = {}
-    if "total_steps" in params and factory.keywords.get("total_steps") is None and factory.keywords.get("epochs") is None:
+    if (
+        "total_steps" in params
+        and factory.keywords.get("total_steps") is None
+        and factory.keywords.get("epochs") is None
+    ):
         fill["total_steps"] = one_cycle_steps(length, factory.keywords.get("pct_start", 0.3))
     if "T_max" in params and factory.keywords.get("T_max") is None:
         fill["T_max"] = int(length)
-    if "cycle_momentum" in params and "cycle_momentum" not in factory.keywords and optimizer is not None and momentum_free(optimizer):
+    if (
+        "cycle_momentum" in params
+        and "cycle_momentum" not in factory.keywords
+        and optimizer is not None
+        and momentum_free(optimizer)
+    ):
         fill["cycle_momentum"] = False
     return fill
 
@@ -118,8 +141,19 @@ def finetune_optimizers(module: pl.LightningModule):
     steps_per_epoch = trainer.estimated_stepping_batches / max(trainer.max_epochs, 1)
     epochs = ft["frozen_epochs"] if module.stage == "frozen" else ft["unfrozen_epochs"]
     with naming("optim"):
-        optimizer, lrs = stage_optimizer(module.net, module.optimizer_factory, module.stage or "unfrozen",
-                                         head_lr=module.optimizer_factory.keywords.get("lr", 1e-3), lr_min=ft["lr_min"], lr_max=ft["lr_max"])
+        optimizer, lrs = stage_optimizer(
+            module.net,
+            module.optimizer_factory,
+            module.stage or "unfrozen",
+            head_lr=module.optimizer_factory.keywords.get("lr", 1e-3),
+            lr_min=ft["lr_min"],
+            lr_max=ft["lr_max"],
+        )
     with naming("finetune"):
-        scheduler = one_cycle(optimizer, lrs, total_steps=int(round(steps_per_epoch * epochs)), pct_start=ft.get("pct_start", 0.25))
+        scheduler = one_cycle(
+            optimizer,
+            lrs,
+            total_steps=int(round(steps_per_epoch * epochs)),
+            pct_start=ft.get("pct_start", 0.25),
+        )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

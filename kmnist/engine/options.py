@@ -18,8 +18,17 @@ from kmnist.errors import ConfigError
 _ABSENT = object()
 
 
-def _number(cfg: DictConfig, key: str, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+def _number(
+    cfg: DictConfig,
+    key: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> None:
     """`key`'s value is a number in the range (`low_open`: above, not at, `low`)."""
     value = OmegaConf.select(cfg, key, default=_ABSENT)
     if value is _ABSENT:  # a config without this option (e.g. an optimiser without momentum)
@@ -28,7 +37,11 @@ def _number(cfg: DictConfig, key: str, *, low: float | None = None, high: float 
         if optional:
             return
         raise ConfigError(f"{key}=null: expected a number")
-    if isinstance(value, bool) or not isinstance(value, Number) or (integer and not float(value).is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Number)
+        or (integer and not float(value).is_integer())
+    ):
         raise ConfigError(f"{key}={value!r}: expected {'an integer' if integer else 'a number'}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
@@ -39,8 +52,21 @@ def _number(cfg: DictConfig, key: str, *, low: float | None = None, high: float 
         raise ConfigError(f"{key}={value}: expected a value in {span}")
 
 
-AUGMENT_KNOBS = ("rotation", "translate", "shear", "zoom", "aspect", "warp", "elastic", "stroke", "lighting", "erase_p",
-                 "mixup", "cutmix", "mix_p")  # BatchAugment checks their ranges; here, that they are numbers at all
+AUGMENT_KNOBS = (
+    "rotation",
+    "translate",
+    "shear",
+    "zoom",
+    "aspect",
+    "warp",
+    "elastic",
+    "stroke",
+    "lighting",
+    "erase_p",
+    "mixup",
+    "cutmix",
+    "mix_p",
+)  # BatchAugment checks their ranges; here, that they are numbers at all
 
 
 def check_value_ranges(cfg: DictConfig) -> None:
@@ -48,9 +74,14 @@ def check_value_ranges(cfg: DictConfig) -> None:
     for knob in AUGMENT_KNOBS:
         _number(cfg, f"data.augment.{knob}")
     widths = OmegaConf.select(cfg, "model.widths", default=None)
-    if widths is not None and (not OmegaConf.is_list(widths) or not widths
-                               or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
-        raise ConfigError(f"model.widths={widths}: expected a list of positive channel counts, e.g. model.widths=[32,64,128]")
+    if widths is not None and (
+        not OmegaConf.is_list(widths)
+        or not widths
+        or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+    ):
+        raise ConfigError(
+            f"model.widths={widths}: expected a list of positive channel counts, e.g. model.widths=[32,64,128]"
+        )
     _number(cfg, "data.batch_size", low=1, integer=True)
     _number(cfg, "data.eval_batch_size", low=1, integer=True)
     _number(cfg, "data.limit_rows", low=1, integer=True, optional=True)
@@ -74,8 +105,10 @@ def check_value_ranges(cfg: DictConfig) -> None:
         _number(cfg, "finetune.lr_max", low=0, low_open=True)
         frozen, unfrozen = cfg.finetune.get("frozen_epochs", 0), cfg.finetune.get("unfrozen_epochs", 0)
         if frozen + unfrozen < 1:  # together they are trainer.max_epochs (run_config.py)
-            raise ConfigError(f"finetune.frozen_epochs={frozen} and finetune.unfrozen_epochs={unfrozen}: no epoch to train; "
-                              f"give one of them at least 1")
+            raise ConfigError(
+                f"finetune.frozen_epochs={frozen} and finetune.unfrozen_epochs={unfrozen}: no epoch to train; "
+                f"give one of them at least 1"
+            )
 
 
 def processes(trainer_cfg: DictConfig) -> int:
@@ -98,8 +131,10 @@ def check_device(cfg: DictConfig) -> None:
     import torch  # here only: every other option is checked before torch loads (seconds on 2 cores)
 
     if not torch.cuda.is_available():  # Lightning's own refusal is a multi-line trace
-        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; trainer=cpu, or "
-                          "trainer.accelerator=auto to take whatever there is")
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; trainer=cpu, or "
+            "trainer.accelerator=auto to take whatever there is"
+        )
 
 
 def check_combinations(cfg: DictConfig) -> None:
@@ -109,26 +144,39 @@ def check_combinations(cfg: DictConfig) -> None:
     active = {name for name, item in callbacks.items() if OmegaConf.is_dict(item) and "_target_" in item}
     if {"ema", "swa"} <= active:
         # Each swaps its average in for validation and checkpoints: together they would swap twice.
-        raise ConfigError("callbacks.ema and callbacks.swa: pick one weight average (e.g. callbacks=[default,swa], "
-                          "or ~callbacks.ema on an experiment that adds it)")
+        raise ConfigError(
+            "callbacks.ema and callbacks.swa: pick one weight average (e.g. callbacks=[default,swa], "
+            "or ~callbacks.ema on an experiment that adds it)"
+        )
     speed = cfg.speed
     if speed.cuda_graph:
         if speed.compile:
-            raise ConfigError("speed.cuda_graph=true and speed.compile=true: pick one (speed.compile=reduce-overhead is "
-                              "torch.compile's own CUDA-graph mode)")
+            raise ConfigError(
+                "speed.cuda_graph=true and speed.compile=true: pick one (speed.compile=reduce-overhead is "
+                "torch.compile's own CUDA-graph mode)"
+            )
         if cfg.get("finetune"):
-            raise ConfigError("speed.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)")
+            raise ConfigError(
+                "speed.cuda_graph=true does not combine with finetune (its stages rebuild the optimiser)"
+            )
         if str(cfg.trainer.get("precision", "")).startswith("16"):
             # fp16 needs a loss scaler around backward; the graph calls backward itself (bf16 needs none).
-            raise ConfigError(f"speed.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; "
-                              f"use bf16-mixed or 32-true")
+            raise ConfigError(
+                f"speed.cuda_graph=true does not support trainer.precision={cfg.trainer.precision}; "
+                f"use bf16-mixed or 32-true"
+            )
         if (n := processes(cfg.trainer)) > 1:
-            raise ConfigError(f"speed.cuda_graph=true runs on one device; this trainer asks for {n} processes")
+            raise ConfigError(
+                f"speed.cuda_graph=true runs on one device; this trainer asks for {n} processes"
+            )
 
 
 # What the module and the train timer log, each validation set under its prefix (engine/module.py, callbacks/timing.py).
-LOGGED_METRICS = (*(f"{stage}/{metric}" for stage in ("train", "val", "dev") for metric in ("loss", "acc")),
-                  "time/train_seconds", "time/epoch_seconds")
+LOGGED_METRICS = (
+    *(f"{stage}/{metric}" for stage in ("train", "val", "dev") for metric in ("loss", "acc")),
+    "time/train_seconds",
+    "time/epoch_seconds",
+)
 
 
 def check_scheduler(cfg: DictConfig) -> None:
@@ -142,8 +190,10 @@ def check_scheduler(cfg: DictConfig) -> None:
         return
     monitor = scheduler.get("monitor")
     if not monitor and str(scheduler.fn.get("_target_", "")).endswith("ReduceLROnPlateau"):
-        raise ConfigError("scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; "
-                          "name it, e.g. scheduler.monitor=val/loss")
+        raise ConfigError(
+            "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; "
+            "name it, e.g. scheduler.monitor=val/loss"
+        )
     check_logged("scheduler.monitor", monitor)
 
 
@@ -152,7 +202,10 @@ def check_logged(key: str, metric) -> None:
     whole epoch, then ended in ModelCheckpoint's traceback."""
     if metric and str(metric) not in LOGGED_METRICS:
         close = difflib.get_close_matches(str(metric), LOGGED_METRICS, n=1)
-        raise ConfigError(f"{key}={metric}: not a metric this run logs; " + (f"did you mean {close[0]}?" if close else f"one of {', '.join(LOGGED_METRICS)}"))
+        raise ConfigError(
+            f"{key}={metric}: not a metric this run logs; "
+            + (f"did you mean {close[0]}?" if close else f"one of {', '.join(LOGGED_METRICS)}")
+        )
 
 
 def check_dev_metrics(cfg: DictConfig) -> None:
@@ -164,9 +217,11 @@ def check_dev_metrics(cfg: DictConfig) -> None:
         return
     for key in ("optimized_metric", "leaderboard_metric"):
         if str(cfg.get(key) or "").startswith("dev/"):
-            raise ConfigError(f"{key}={cfg.get(key)}: no dev file to measure it on (data.val_file=null: neither test_dev.csv.gz "
-                              f"nor test_labelled.csv.gz in data.dir={cfg.data.get('dir')}); get them with "
-                              "`python -m kmnist.data.download`, pass data.val_file=PATH, or rank by val/acc")
+            raise ConfigError(
+                f"{key}={cfg.get(key)}: no dev file to measure it on (data.val_file=null: neither test_dev.csv.gz "
+                f"nor test_labelled.csv.gz in data.dir={cfg.data.get('dir')}); get them with "
+                "`python -m kmnist.data.download`, pass data.val_file=PATH, or rank by val/acc"
+            )
 
 
 def check_options(cfg: DictConfig) -> None:

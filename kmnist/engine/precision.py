@@ -54,4 +54,7 @@ def resolve_precision(precision: object, accelerator: str) -> tuple[str, str] | 
     reason = native_bf16(device)
     if reason:
         return BF16, f"trainer.precision=auto: {reason}"
-    return FP32, f"trainer.precision=auto: no native bf16 on {device} (bf16 would be emulated, slower than float32)"
+    return (
+        FP32,
+        f"trainer.precision=auto: no native bf16 on {device} (bf16 would be emulated, slower than float32)",
+    )

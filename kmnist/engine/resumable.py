@@ -22,25 +22,41 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except UNREADABLE_CHECKPOINT as err:
         detail = (str(err).strip().splitlines() or [""])[0][:120]
-        raise CheckpointError(f"ckpt_path={path}: cannot be read as a checkpoint ({type(err).__name__}: {detail})") from None
+        raise CheckpointError(
+            f"ckpt_path={path}: cannot be read as a checkpoint ({type(err).__name__}: {detail})"
+        ) from None
     if not isinstance(ckpt, dict) or "pytorch-lightning_version" not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(f"ckpt_path={path}: not a training checkpoint written by train.py (it has no Lightning training state)")
+        raise CheckpointError(
+            f"ckpt_path={path}: not a training checkpoint written by train.py (it has no Lightning training state)"
+        )
     saved = (ckpt.get("hyper_parameters") or {}).get("config") or {}
     if saved.get("model"):
-        before, now = _model_options(saved["model"]), _model_options(OmegaConf.to_container(cfg.model, resolve=True))
+        before, now = (
+            _model_options(saved["model"]),
+            _model_options(OmegaConf.to_container(cfg.model, resolve=True)),
+        )
         for key in sorted(set(before) | set(now), key=lambda k: (k != "name", k)):  # the network first
             if before.get(key) != now.get(key):
-                raise CheckpointError(f"ckpt_path={path}: trained with model.{key}={before.get(key)}, this run has "
-                                      f"model.{key}={now.get(key)}; resume with the options it was trained with (its run's .hydra/config.yaml)")
+                raise CheckpointError(
+                    f"ckpt_path={path}: trained with model.{key}={before.get(key)}, this run has "
+                    f"model.{key}={now.get(key)}; resume with the options it was trained with (its run's .hydra/config.yaml)"
+                )
     if saved.get("data"):
         _check_same_split(path, saved["data"], OmegaConf.to_container(cfg.data, resolve=True))
     target = str(((saved.get("scheduler") or {}).get("fn") or {}).get("_target_", ""))
     epochs = (saved.get("trainer") or {}).get("max_epochs")
     wanted = cfg.trainer.get("max_epochs")
     # Fewer epochs is fine (the run stops early on the old schedule); more would step past its end.
-    if target.endswith("OneCycleLR") and isinstance(epochs, int) and isinstance(wanted, int) and wanted > epochs:
-        raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
-                              f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run")
+    if (
+        target.endswith("OneCycleLR")
+        and isinstance(epochs, int)
+        and isinstance(wanted, int)
+        and wanted > epochs
+    ):
+        raise CheckpointError(
+            f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
+            f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run"
+        )
     if target.endswith("OneCycleLR") or saved.get("finetune"):  # fine-tuning runs a one-cycle per stage
         _check_same_schedule(path, saved, cfg)
 
@@ -48,8 +64,15 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
 # What lays out a one-cycle schedule's steps (with trainer.max_epochs, above; fine-tuning's stages too).
 # Restored, the schedule keeps its old length: more steps an epoch would step past its end ("Tried to
 # step N times") after hours of training; fewer would stop it before the LR has come down.
-SCHEDULE_KEYS = ("data.batch_size", "trainer.accumulate_grad_batches", "trainer.limit_train_batches", "finetune.frozen_epochs",
-                 "finetune.unfrozen_epochs", "finetune.pct_start", "scheduler.fn.pct_start")
+SCHEDULE_KEYS = (
+    "data.batch_size",
+    "trainer.accumulate_grad_batches",
+    "trainer.limit_train_batches",
+    "finetune.frozen_epochs",
+    "finetune.unfrozen_epochs",
+    "finetune.pct_start",
+    "scheduler.fn.pct_start",
+)
 
 
 # Lightning's values for Trainer arguments conf/trainer leaves out (+trainer.accumulate_grad_batches=2).
@@ -64,17 +87,25 @@ def _check_same_schedule(path: str, saved: dict, cfg: DictConfig) -> None:
         if before is _MISSING or _meaning(key, before) == _meaning(key, current):
             continue
         if current is _MISSING:  # another scheduler, or no finetune=: the key itself is not there to set
-            raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has no {key} "
-                                  f"(another scheduler= or finetune=); resume with the options it was trained with (its run's "
-                                  f".hydra/config.yaml), or train a new run")
-        raise CheckpointError(f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
-                              f"{key}={current}; resume with {key}={before}, or train a new run")
+            raise CheckpointError(
+                f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has no {key} "
+                f"(another scheduler= or finetune=); resume with the options it was trained with (its run's "
+                f".hydra/config.yaml), or train a new run"
+            )
+        raise CheckpointError(
+            f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
+            f"{key}={current}; resume with {key}={before}, or train a new run"
+        )
 
 
 def _meaning(key: str, value):
     """Lightning reads an int limit_train_batches as a number of batches, a float as a share of the epoch:
     1 (one batch) is not 1.0 (all of them), though Python's == says they are."""
-    if key == "trainer.limit_train_batches" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (
+        key == "trainer.limit_train_batches"
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         return ("share" if isinstance(value, float) else "batches", value)
     return value
 
@@ -93,7 +124,11 @@ def _lookup(config: dict, dotted: str, default=_MISSING):
 # What decides which rows validate, by data.split: resumed with another value, the held-out rows
 # would be rows the network trained on (seed 0 holds out other writers than seed 42) and val/acc
 # would read high, without a word.
-SPLIT_KEYS = {"writer": ("val_writers", "seed"), "stratified": ("val_fraction", "seed"), "first_n": ("val_rows",)}
+SPLIT_KEYS = {
+    "writer": ("val_writers", "seed"),
+    "stratified": ("val_fraction", "seed"),
+    "first_n": ("val_rows",),
+}
 
 
 def _check_same_split(path: str, before: dict, now: dict) -> None:
@@ -101,5 +136,7 @@ def _check_same_split(path: str, before: dict, now: dict) -> None:
     for key in keys:
         if key in before and before.get(key) != now.get(key):
             option = "seed" if key == "seed" else f"data.{key}"  # data.seed follows the run's seed
-            raise CheckpointError(f"ckpt_path={path}: trained with {option}={before.get(key)}, this run has {option}={now.get(key)}: "
-                                  f"the held-out rows would differ from those it was validated on; resume with {option}={before.get(key)}")
+            raise CheckpointError(
+                f"ckpt_path={path}: trained with {option}={before.get(key)}, this run has {option}={now.get(key)}: "
+                f"the held-out rows would differ from those it was validated on; resume with {option}={before.get(key)}"
+            )

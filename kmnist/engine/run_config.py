@@ -24,8 +24,8 @@ from kmnist.utils.hashing import file_sha256
 
 @dataclass(frozen=True)
 class Derived:
-    key: str            # a dotted config key
-    value: object       # its new value; `DELETE` drops the key
+    key: str  # a dotted config key
+    value: object  # its new value; `DELETE` drops the key
     reason: str
 
 
@@ -34,8 +34,11 @@ DELETE = object()
 
 def plain_config(cfg: DictConfig) -> dict:
     """The run's resolved config as plain containers (stored in checkpoints; no Hydra internals)."""
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-            for key in cfg if key != "hydra"}
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
 
 
 def _changes(cfg: DictConfig, val_set_names: list[str], holds_out_validation: bool) -> list[Derived]:
@@ -44,35 +47,60 @@ def _changes(cfg: DictConfig, val_set_names: list[str], holds_out_validation: bo
     monitor = cfg.scheduler.get("monitor") or ""
     if not val_set_names:
         why = "no validation rows (data.val_writers=0 and no data.val_file): the last epoch is kept"
-        changes += [Derived("optimized_metric", "train/acc", why), Derived("trainer.limit_val_batches", 0, why),
-                    Derived("validate_best", False, why)]
+        changes += [
+            Derived("optimized_metric", "train/acc", why),
+            Derived("trainer.limit_val_batches", 0, why),
+            Derived("validate_best", False, why),
+        ]
         if "early_stopping" in callbacks:
             changes.append(Derived("callbacks.early_stopping", DELETE, why))
         if "model_checkpoint" in callbacks:
-            changes += [Derived("callbacks.model_checkpoint.monitor", None, why),
-                        Derived("callbacks.model_checkpoint.filename", "epoch_{epoch:03d}", why)]
+            changes += [
+                Derived("callbacks.model_checkpoint.monitor", None, why),
+                Derived("callbacks.model_checkpoint.filename", "epoch_{epoch:03d}", why),
+            ]
         if monitor.startswith("val/"):
             changes.append(Derived("scheduler.monitor", "train/loss", why))
     elif not holds_out_validation:
         why = "no held-out writers, so data.val_file (dev/*) is what the run watches"
-        for key, value in (("optimized_metric", cfg.get("optimized_metric") or ""), ("scheduler.monitor", monitor)):
+        for key, value in (
+            ("optimized_metric", cfg.get("optimized_metric") or ""),
+            ("scheduler.monitor", monitor),
+        ):
             if value.startswith("val/"):
                 changes.append(Derived(key, "dev/" + value.removeprefix("val/"), why))
-    checkpoint_monitor = None if any(c.key == "callbacks.model_checkpoint.monitor" for c in changes) else \
-        (callbacks.get("model_checkpoint") or {}).get("monitor", "unset")
+    checkpoint_monitor = (
+        None
+        if any(c.key == "callbacks.model_checkpoint.monitor" for c in changes)
+        else (callbacks.get("model_checkpoint") or {}).get("monitor", "unset")
+    )
     if "model_checkpoint" in callbacks and checkpoint_monitor is None and "last_checkpoint" in callbacks:
-        why = ("model_checkpoint without a monitor saves every epoch and keeps last.ckpt itself; a second "
-               "ModelCheckpoint for last.ckpt would be identical (Lightning refuses two)")
-        changes += [Derived("callbacks.last_checkpoint", DELETE, why), Derived("callbacks.model_checkpoint.save_last", True, why)]
-    if resolved := resolve_precision(cfg.trainer.get("precision"), str(cfg.trainer.get("accelerator", "auto"))):
+        why = (
+            "model_checkpoint without a monitor saves every epoch and keeps last.ckpt itself; a second "
+            "ModelCheckpoint for last.ckpt would be identical (Lightning refuses two)"
+        )
+        changes += [
+            Derived("callbacks.last_checkpoint", DELETE, why),
+            Derived("callbacks.model_checkpoint.save_last", True, why),
+        ]
+    if resolved := resolve_precision(
+        cfg.trainer.get("precision"), str(cfg.trainer.get("accelerator", "auto"))
+    ):
         changes.append(Derived("trainer.precision", *resolved))
     if cfg.get("finetune"):
-        changes.append(Derived("trainer.max_epochs", cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs,
-                               "finetune: the frozen and unfrozen stages make up the whole run"))
+        changes.append(
+            Derived(
+                "trainer.max_epochs",
+                cfg.finetune.frozen_epochs + cfg.finetune.unfrozen_epochs,
+                "finetune: the frozen and unfrozen stages make up the whole run",
+            )
+        )
     return changes
 
 
-def derive_run_config(cfg: DictConfig, val_set_names: list[str], holds_out_validation: bool) -> tuple[DictConfig, list[Derived]]:
+def derive_run_config(
+    cfg: DictConfig, val_set_names: list[str], holds_out_validation: bool
+) -> tuple[DictConfig, list[Derived]]:
     """A copy of `cfg` with what follows from the data module's validation sets; `cfg` is untouched."""
     run_cfg = copy.deepcopy(cfg)
     changes = _changes(cfg, val_set_names, holds_out_validation)

@@ -22,25 +22,43 @@ class DCNN(FeaturesThenClassifier):
     Dense 512, Dense 512, Dense num_classes. The notebook's MaxPool2D(1x1) layers are identity
     maps and are left out. Only the first two convolutions have an activation, as in the notebook."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, dropout: float = 0.5,
-                 dropout_light: float = 0.25):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        in_chans: int = 1,
+        input_size: int = 28,
+        dropout: float = 0.5,
+        dropout_light: float = 0.25,
+    ):
         super().__init__()
         side = input_size - 6 - 4 - 2 - 2 - 1 - 3
         if side < 1:
             raise ConfigError(f"model.input_size={input_size} is too small for dcnn (needs >= 19)")
         # BatchNorm uses PyTorch's defaults (momentum 0.1, eps 1e-5), not Keras' (0.99 / 1e-3).
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 8, 7), _prelu(8), nn.BatchNorm2d(8), nn.Dropout(dropout),
-            nn.Conv2d(8, 16, 5), _prelu(16), nn.Dropout(dropout), nn.Dropout(dropout_light),
+            nn.Conv2d(in_chans, 8, 7),
+            _prelu(8),
+            nn.BatchNorm2d(8),
+            nn.Dropout(dropout),
+            nn.Conv2d(8, 16, 5),
+            _prelu(16),
+            nn.Dropout(dropout),
+            nn.Dropout(dropout_light),
             nn.Conv2d(16, 32, 3),
-            nn.Conv2d(32, 64, 3), nn.Dropout(dropout_light),
+            nn.Conv2d(32, 64, 3),
+            nn.Dropout(dropout_light),
             nn.Conv2d(64, 128, 2),
-            nn.Conv2d(128, 64, 4), nn.Dropout(dropout_light),
+            nn.Conv2d(128, 64, 4),
+            nn.Dropout(dropout_light),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(64 * side * side, 512), _prelu(512), nn.BatchNorm1d(512), nn.Dropout(dropout),
-            nn.Linear(512, 512), _prelu(512),
+            nn.Linear(64 * side * side, 512),
+            _prelu(512),
+            nn.BatchNorm1d(512),
+            nn.Dropout(dropout),
+            nn.Linear(512, 512),
+            _prelu(512),
             nn.Linear(512, num_classes),
         )
 

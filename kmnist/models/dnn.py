@@ -13,9 +13,17 @@ class DNN(nn.Module):
     """Flatten; Dense widths (activation, Dropout after each); Dense num_classes.
     `n_neurons` overrides the first width so a sweep can vary it alone."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28, n_neurons: int | None = 300,
-                 hidden: tuple[int, ...] = (300, 100), activation: str = "relu", negative_slope: float = 0.3,
-                 dropout: float = 0.2):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        in_chans: int = 1,
+        input_size: int = 28,
+        n_neurons: int | None = 300,
+        hidden: tuple[int, ...] = (300, 100),
+        activation: str = "relu",
+        negative_slope: float = 0.3,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         widths = list(hidden)
         if not widths:
@@ -28,7 +36,9 @@ class DNN(nn.Module):
         fan_in = in_chans * input_size * input_size
         for width in widths:
             # negative_slope 0.3 is Keras' LeakyReLU default (PyTorch's is 0.01).
-            act = nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(negative_slope, inplace=True)
+            act = (
+                nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(negative_slope, inplace=True)
+            )
             layers += [nn.Linear(fan_in, width), act, nn.Dropout(dropout)]
             fan_in = width
         layers.append(nn.Linear(fan_in, num_classes))

@@ -24,8 +24,12 @@ class DownBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, depth: int = 1):
         super().__init__()
-        self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2),
-                                  nn.BatchNorm2d(c_out), nn.GELU())
+        self.down = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.MaxPool2d(2),
+            nn.BatchNorm2d(c_out),
+            nn.GELU(),
+        )
         # The first step keeps its historical name, so checkpoints of depth 1 load unchanged.
         self.residual = nn.Sequential(*conv_bn(c_out, c_out), nn.GELU())
         self.more = nn.ModuleList(nn.Sequential(*conv_bn(c_out, c_out), nn.GELU()) for _ in range(depth - 1))
@@ -39,14 +43,23 @@ class DownBlock(nn.Module):
 
 
 class KResNet(nn.Module):
-    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 1, input_size: int = 28,
-                 widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.0, depth: int = 1):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        in_chans: int = 1,
+        input_size: int = 28,
+        widths: tuple[int, ...] = (32, 64, 128),
+        dropout: float = 0.0,
+        depth: int = 1,
+    ):
         super().__init__()
         if depth < 1:
             raise ConfigError(f"model.depth={depth}: expected at least 1 residual step per block")
         chans = [in_chans, *widths]
         self.blocks = nn.Sequential(*(DownBlock(a, b, depth) for a, b in zip(chans, chans[1:])))
-        self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], num_classes)
+        )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")

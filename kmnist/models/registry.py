@@ -3,9 +3,8 @@ and each network's input spec: the one place data, training and inference learn 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -53,8 +52,11 @@ def input_spec(model_cfg: Mapping) -> InputSpec:
     """The input a model config's network takes: its registered spec, with the config's
     `in_chans` / `input_size` (constructor arguments) where it sets them."""
     spec = _INPUTS[_known(model_cfg["name"])]
-    return InputSpec(in_chans=model_cfg.get("in_chans", spec.in_chans), input_size=model_cfg.get("input_size", spec.input_size),
-                     imagenet_norm=spec.imagenet_norm)
+    return InputSpec(
+        in_chans=model_cfg.get("in_chans", spec.in_chans),
+        input_size=model_cfg.get("input_size", spec.input_size),
+        imagenet_norm=spec.imagenet_norm,
+    )
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

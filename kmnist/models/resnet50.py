@@ -12,9 +12,11 @@ from kmnist.errors import ConfigError
 from kmnist.models.registry import InputSpec, register_model
 from kmnist.utils.network import reachable
 
-_NO_HUB = ("ImageNet weights for resnet50 could not be downloaded (Hugging Face hub unreachable or "
-           "HF_HUB_OFFLINE set, and not cached): pass model.weights=PATH to a local timm resnet50 "
-           "state dict, or model.pretrained=false to train from scratch")
+_NO_HUB = (
+    "ImageNet weights for resnet50 could not be downloaded (Hugging Face hub unreachable or "
+    "HF_HUB_OFFLINE set, and not cached): pass model.weights=PATH to a local timm resnet50 "
+    "state dict, or model.pretrained=false to train from scratch"
+)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -46,14 +48,17 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise ConfigError(f"model.weights={weights!r}: no such file "
-                             "(set model.weights to a resnet50 state dict)")
+            raise ConfigError(
+                f"model.weights={weights!r}: no such file (set model.weights to a resnet50 state dict)"
+            )
         try:
             state = load_state_dict(str(path))  # also what timm reads below; checked here for a clear error
         except Exception as e:
             detail = (str(e).strip().splitlines() or [""])[0][:120]
-            raise ConfigError(f"model.weights={weights!r}: could not be read as a resnet50 state dict (a .pth/.safetensors "
-                              f"of torchvision's or timm's resnet50; {type(e).__name__}: {detail})") from e
+            raise ConfigError(
+                f"model.weights={weights!r}: could not be read as a resnet50 state dict (a .pth/.safetensors "
+                f"of torchvision's or timm's resnet50; {type(e).__name__}: {detail})"
+            ) from e
         try:
             # `file=` makes timm drop the 1000-class head and adapt conv1 to in_chans; it then loads
             # non-strictly, so a state dict with other key names would load nothing (checked below).
@@ -61,13 +66,20 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
             model = timm.create_model("resnet50", pretrained=True, pretrained_cfg_overlay=overlay, **kw)
         except Exception as e:
             why = " ".join(str(e).split())[:300]  # torch lists every mismatch; the first few say enough
-            raise ConfigError(f"model.weights={weights!r} is not a compatible resnet50 state dict: {why}") from e
+            raise ConfigError(
+                f"model.weights={weights!r} is not a compatible resnet50 state dict: {why}"
+            ) from e
         # num_batches_tracked is optional: older (e.g. torchvision) files lack it and BatchNorm copes.
-        missing = [k for k in model.state_dict()
-                   if not k.startswith("fc.") and not k.endswith("num_batches_tracked") and k not in state]
+        missing = [
+            k
+            for k in model.state_dict()
+            if not k.startswith("fc.") and not k.endswith("num_batches_tracked") and k not in state
+        ]
         if missing:
-            raise ConfigError(f"model.weights={weights!r} is not a resnet50 state dict: "
-                             f"{len(missing)} backbone keys missing, e.g. {missing[:3]}")
+            raise ConfigError(
+                f"model.weights={weights!r} is not a resnet50 state dict: "
+                f"{len(missing)} backbone keys missing, e.g. {missing[:3]}"
+            )
         return model
     if not pretrained:
         return timm.create_model("resnet50", pretrained=False, **kw)
@@ -85,8 +97,14 @@ def _create(num_classes: int, in_chans: int, pretrained: bool, weights: str | No
 class ResNet50(nn.Module):
     """Holds the timm model (state dict keys gain a `model.` prefix) and names its layer groups."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, in_chans: int = 3, input_size: int = 32, pretrained: bool = True,
-                 weights: str | None = None):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        in_chans: int = 3,
+        input_size: int = 32,
+        pretrained: bool = True,
+        weights: str | None = None,
+    ):
         super().__init__()
         # input_size is only for the data module: global pooling makes the net size-agnostic.
         self.input_size = input_size

@@ -24,7 +24,9 @@ def _display_scale(image: np.ndarray) -> np.ndarray:
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
-def plot_batch(images, labels, out_png: str | os.PathLike, n: int = 36, title: str = "a training batch") -> Path:
+def plot_batch(
+    images, labels, out_png: str | os.PathLike, n: int = 36, title: str = "a training batch"
+) -> Path:
     """batch_figure(...) saved as `out_png`."""
     return save_figure(batch_figure(images, labels, n, title), out_png)
 
@@ -35,7 +37,9 @@ def batch_figure(images, labels, n: int = 36, title: str = "a training batch") -
     images = _to_numpy(images).astype(np.float32)
     labels = _to_numpy(labels).reshape(-1)
     if images.ndim != 4 or len(images) != len(labels):
-        raise ValueError(f"expected images (B, C, H, W) and labels (B,); got {images.shape} and {labels.shape}")
+        raise ValueError(
+            f"expected images (B, C, H, W) and labels (B,); got {images.shape} and {labels.shape}"
+        )
     count = min(n, len(images))
     cols = max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / cols))
@@ -47,6 +51,8 @@ def batch_figure(images, labels, n: int = 36, title: str = "a training batch") -
         ax.imshow(_display_scale(image[0]), cmap="gray", vmin=0, vmax=1)
         ax.set_title(str(label.item() if hasattr(label, "item") else label), fontsize=11)
     lo, hi = float(images.min()), float(images.max())
-    fig.suptitle(f"{title}\n{count} of {len(images)} images, {images.shape[1]} channel(s), "
-                 f"{images.shape[2]}x{images.shape[3]}, values {lo:.2f}..{hi:.2f} (shown: channel 0, scaled per image)")
+    fig.suptitle(
+        f"{title}\n{count} of {len(images)} images, {images.shape[1]} channel(s), "
+        f"{images.shape[2]}x{images.shape[3]}, values {lo:.2f}..{hi:.2f} (shown: channel 0, scaled per image)"
+    )
     return fig

@@ -84,14 +84,18 @@ def _plot_learning_rate(ax: Axes, frame: pd.DataFrame) -> None:
     lr_columns = [c for c in frame if c.startswith("lr-") and frame[c].notna().any()]
     lr_rows = frame[lr_columns].notna().any(axis=1)
     # Prefer the step (finer than the epoch); LearningRateMonitor fills it on its rows.
-    x_column = next((c for c in ("step", "epoch") if c in frame and frame.loc[lr_rows, c].notna().any()), None)
+    x_column = next(
+        (c for c in ("step", "epoch") if c in frame and frame.loc[lr_rows, c].notna().any()), None
+    )
     if not lr_columns or x_column is None:
         _no_data(ax, "learning rate")
         return
     values, xs = [], []
     for column in lr_columns:
         rows = frame[[x_column, column]].dropna()
-        ax.plot(rows[x_column], rows[column], marker=".", drawstyle="steps-post", label=column.removeprefix("lr-"))
+        ax.plot(
+            rows[x_column], rows[column], marker=".", drawstyle="steps-post", label=column.removeprefix("lr-")
+        )
         values.append(rows[column].to_numpy())
         xs.append(rows[x_column].to_numpy())
     values = np.concatenate(values)

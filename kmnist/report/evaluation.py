@@ -36,13 +36,15 @@ def per_class_scores(preds: torch.Tensor, target: torch.Tensor) -> pd.DataFrame:
     """digit, precision, recall, f1, support per class. torchmetrics scores 0 where a class has no
     predictions or no support (zero_division=0) instead of failing."""
     kwargs = dict(num_classes=NUM_CLASSES, average=None)
-    return pd.DataFrame({
-        "digit": np.arange(NUM_CLASSES),
-        "precision": multiclass_precision(preds, target, **kwargs).numpy(),
-        "recall": multiclass_recall(preds, target, **kwargs).numpy(),
-        "f1": multiclass_f1_score(preds, target, **kwargs).numpy(),
-        "support": torch.bincount(target, minlength=NUM_CLASSES).numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "digit": np.arange(NUM_CLASSES),
+            "precision": multiclass_precision(preds, target, **kwargs).numpy(),
+            "recall": multiclass_recall(preds, target, **kwargs).numpy(),
+            "f1": multiclass_f1_score(preds, target, **kwargs).numpy(),
+            "support": torch.bincount(target, minlength=NUM_CLASSES).numpy(),
+        }
+    )
 
 
 def summary_scores(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -58,12 +60,15 @@ def summary_scores(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float
     return {name: round(float(value), 6) for name, value in scores.items()}
 
 
-def _confusion_figure(matrix: np.ndarray, fmt: str, what: str, title: str, vmax: float | None = None) -> Figure:
+def _confusion_figure(
+    matrix: np.ndarray, fmt: str, what: str, title: str, vmax: float | None = None
+) -> Figure:
     fig = Figure(figsize=(8, 6.8), layout="constrained")
     ax = fig.subplots()
     labels = digit_labels()
-    image = annotated_heatmap(ax, matrix, fmt, labels, labels, cmap="Blues", vmin=0, vmax=vmax,
-                              label_family=label_font_family())
+    image = annotated_heatmap(
+        ax, matrix, fmt, labels, labels, cmap="Blues", vmin=0, vmax=vmax, label_family=label_font_family()
+    )
     ax.set_xlabel("predicted digit")
     ax.set_ylabel("true digit")
     ax.set_title(_with_title(title, what))
@@ -75,13 +80,25 @@ def _per_class_figure(scores: pd.DataFrame, summary: dict[str, float], title: st
     fig = Figure(figsize=(6, 7), layout="constrained")
     ax = fig.subplots()
     rows = [f"{label}  (n={n})" for label, n in zip(digit_labels(), scores["support"])]
-    image = annotated_heatmap(ax, scores[["precision", "recall", "f1"]].to_numpy(), ".2f", rows,
-                              ["precision", "recall", "F1"], cmap="RdYlGn", vmin=0, vmax=1, fontsize=10,
-                              label_family=label_font_family())
+    image = annotated_heatmap(
+        ax,
+        scores[["precision", "recall", "f1"]].to_numpy(),
+        ".2f",
+        rows,
+        ["precision", "recall", "F1"],
+        cmap="RdYlGn",
+        vmin=0,
+        vmax=1,
+        fontsize=10,
+        label_family=label_font_family(),
+    )
     ax.xaxis.tick_top()
     ax.set_ylabel("true digit (support)")
-    ax.set_title(_with_title(title, f"per-class scores\naccuracy {summary['accuracy']:.4f}, "
-                                    f"macro F1 {summary['f1_macro']:.4f}"))
+    ax.set_title(
+        _with_title(
+            title, f"per-class scores\naccuracy {summary['accuracy']:.4f}, macro F1 {summary['f1_macro']:.4f}"
+        )
+    )
     fig.colorbar(image, ax=ax, shrink=0.8)
     return fig
 
@@ -94,7 +111,9 @@ def most_confident_errors(probs: np.ndarray, labels: np.ndarray, limit: int = MA
     return wrong[np.argsort(-confidence, kind="stable")[:limit]]
 
 
-def _errors_figure(probs: np.ndarray, labels: np.ndarray, preds: np.ndarray, images: np.ndarray, title: str) -> Figure:
+def _errors_figure(
+    probs: np.ndarray, labels: np.ndarray, preds: np.ndarray, images: np.ndarray, title: str
+) -> Figure:
     shown = most_confident_errors(probs, labels)
     if len(shown) == 0:
         fig = Figure(figsize=(5, 3), layout="constrained")
@@ -113,8 +132,13 @@ def _errors_figure(probs: np.ndarray, labels: np.ndarray, preds: np.ndarray, ima
     for ax, i in zip(axes, shown):
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"true {labels[i]} → pred {preds[i]} ({probs[i, preds[i]]:.2f})", fontsize=9)
-    fig.suptitle(_with_title(title, f"most confidently wrong: {len(shown)} shown of {int((preds != labels).sum())} errors "
-                                    f"in {len(labels)} images"))
+    fig.suptitle(
+        _with_title(
+            title,
+            f"most confidently wrong: {len(shown)} shown of {int((preds != labels).sum())} errors "
+            f"in {len(labels)} images",
+        )
+    )
     return fig
 
 
@@ -127,8 +151,10 @@ def evaluate(probs, labels, images, out_dir: str | os.PathLike, title: str = "")
     labels = np.asarray(labels).astype(np.int64)
     images = np.asarray(images)
     if probs.ndim != 2 or probs.shape[1] != NUM_CLASSES or not len(probs) == len(labels) == len(images):
-        raise ValueError(f"expected probs (N, {NUM_CLASSES}), labels (N,), images (N, H, W); "
-                         f"got {probs.shape}, {labels.shape}, {images.shape}")
+        raise ValueError(
+            f"expected probs (N, {NUM_CLASSES}), labels (N,), images (N, H, W); "
+            f"got {probs.shape}, {labels.shape}, {images.shape}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -140,10 +166,14 @@ def evaluate(probs, labels, images, out_dir: str | os.PathLike, title: str = "")
     scores = per_class_scores(preds_t, target_t)
     summary = summary_scores(preds_t, target_t)
 
-    save_figure(_confusion_figure(counts, "d", f"confusion matrix (counts, {len(labels)} images)", title),
-                out_dir / "confusion.png")
-    save_figure(_confusion_figure(recall_matrix, ".2f", "confusion matrix (row-normalised = recall)", title, vmax=1),
-                out_dir / "confusion_normalized.png")
+    save_figure(
+        _confusion_figure(counts, "d", f"confusion matrix (counts, {len(labels)} images)", title),
+        out_dir / "confusion.png",
+    )
+    save_figure(
+        _confusion_figure(recall_matrix, ".2f", "confusion matrix (row-normalised = recall)", title, vmax=1),
+        out_dir / "confusion_normalized.png",
+    )
     atomic_write_csv(scores, out_dir / "per_class.csv")
     save_figure(_per_class_figure(scores, summary, title), out_dir / "per_class.png")
     save_figure(_errors_figure(probs, labels, preds, images, title), out_dir / "errors.png")

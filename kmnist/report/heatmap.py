@@ -11,9 +11,18 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
 
-def annotated_heatmap(ax: Axes, values: np.ndarray, fmt: str, row_labels: Sequence[str], col_labels: Sequence[str],
-                      cmap: str = "Blues", vmin: float | None = None, vmax: float | None = None,
-                      fontsize: float = 9, label_family: Sequence[str] | None = None) -> AxesImage:
+def annotated_heatmap(
+    ax: Axes,
+    values: np.ndarray,
+    fmt: str,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    cmap: str = "Blues",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    fontsize: float = 9,
+    label_family: Sequence[str] | None = None,
+) -> AxesImage:
     """Draw `values` (rows x cols) on `ax`, each cell annotated with `format(value, fmt)`."""
     image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(np.arange(len(col_labels)), labels=col_labels, fontfamily=label_family)

@@ -43,7 +43,7 @@ def label_font_family() -> list[str]:
 
 
 def digit_labels() -> list[str]:
-    """"0".."9", each followed by its Kannada numeral when a font can render it."""
+    """ "0".."9", each followed by its Kannada numeral when a font can render it."""
     if kannada_font():
         return [f"{d} {numeral}" for d, numeral in enumerate(KANNADA_NUMERALS)]
     return [str(d) for d in range(10)]

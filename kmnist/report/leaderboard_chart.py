@@ -43,11 +43,18 @@ def leaderboard_figure(board: pd.DataFrame, metric: str, title: str) -> Figure:
         for position, value in zip(positions[finished], values[finished]):
             ax.text(value, position, f" {value:.4f}", va="center", ha="left", fontsize=9)
     for position in positions[~finished]:
-        ax.text(0.01, position, "no result (missing metrics)", va="center", ha="left", color="grey",
-                fontsize=9, transform=ax.get_yaxis_transform())
+        ax.text(
+            0.01,
+            position,
+            "no result (missing metrics)",
+            va="center",
+            ha="left",
+            color="grey",
+            fontsize=9,
+            transform=ax.get_yaxis_transform(),
+        )
     ax.set_xlabel(metric + ("  (axis zoomed to the scores' range)" if finished.sum() > 1 else ""))
     ax.grid(axis="x", alpha=0.3)
     more = f", best {MAX_JOBS_SHOWN} of {len(board)} shown" if len(board) > MAX_JOBS_SHOWN else ""
     ax.set_title(f"{title}\n{metric} per job (best in orange{more})")
     return fig
-

@@ -32,8 +32,11 @@ def csv_metrics_file(trainer: pl.Trainer) -> Path | None:
 
 
 @torch.inference_mode()
-def validation_outputs(module: pl.LightningModule, datamodule, tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_outputs(
+    module: pl.LightningModule,
+    datamodule,
+    tensors: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Softmax, labels and raw images of a whole validation set (default: the held-out split), in order."""
     tensors = datamodule.val_set if tensors is None else tensors
     was_training = module.training
@@ -65,7 +68,9 @@ def validated_module(trainer: pl.Trainer, module: pl.LightningModule) -> pl.Ligh
 REPORT_PLACES = {"val": ("", "validation: held-out writers"), "dev": ("dev", "dev: data.val_file")}
 
 
-def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule, output_dir: Path, title: str = "") -> dict:
+def write_run_report(
+    trainer: pl.Trainer, module: pl.LightningModule, datamodule, output_dir: Path, title: str = ""
+) -> dict:
     """Curves always; an evaluation per validation set: the held-out writers into the run
     directory, data.val_file into its `dev/` folder. Returns `val/<score>` and `dev/<score>` metrics."""
     metrics_csv = csv_metrics_file(trainer)
@@ -77,8 +82,12 @@ def write_run_report(trainer: pl.Trainer, module: pl.LightningModule, datamodule
         if tensors is None or len(tensors[0]) == 0:
             continue
         folder, what = REPORT_PLACES[name]
-        with trainer.precision_plugin.val_step_context():  # validation's precision (bf16 autocast under bf16-mixed)
+        with (
+            trainer.precision_plugin.val_step_context()
+        ):  # validation's precision (bf16 autocast under bf16-mixed)
             probs, labels, images = validation_outputs(scored, datamodule, tensors)
-        scores = evaluate(probs, labels, images, output_dir / folder, title=f"{title} ({what})" if title else what)
+        scores = evaluate(
+            probs, labels, images, output_dir / folder, title=f"{title} ({what})" if title else what
+        )
         metrics.update({f"{name}/{score}": value for score, value in scores.items()})
     return metrics

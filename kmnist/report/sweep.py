@@ -37,7 +37,9 @@ def _status(job: Path, value: float, metrics: dict, metric: str) -> str:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    return sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
 
 
 def _read_metrics(job: Path) -> dict:
@@ -68,7 +70,11 @@ def recorded_metric(sweep_dir: str | os.PathLike) -> str | None:
     """The metric the finished jobs say their sweep ranks by (metrics.json's `leaderboard_metric`, as
     each run resolved it: a run validating on data.val_file alone ranks by dev/acc), when they agree;
     else the sweep's composed `leaderboard_metric` (multirun.yaml); else None."""
-    recorded = {m["leaderboard_metric"] for job in job_dirs(Path(sweep_dir)) if "leaderboard_metric" in (m := _read_metrics(job))}
+    recorded = {
+        m["leaderboard_metric"]
+        for job in job_dirs(Path(sweep_dir))
+        if "leaderboard_metric" in (m := _read_metrics(job))
+    }
     if len(recorded) == 1:
         return recorded.pop()
     try:
@@ -78,7 +84,9 @@ def recorded_metric(sweep_dir: str | os.PathLike) -> str | None:
     return composed if isinstance(composed, str) and "${" not in composed else None
 
 
-def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None) -> pd.DataFrame:
+def gather(
+    sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool | None = None
+) -> pd.DataFrame:
     """One row per job folder: job, overrides, <metric>, epochs, train_seconds, best_ckpt, model, status,
     best first (NaN last). `maximize` defaults to False for losses and errors, True otherwise."""
     maximize = not lower_is_better(metric) if maximize is None else maximize
@@ -86,28 +94,36 @@ def gather(sweep_dir: str | os.PathLike, metric: str = "val/acc", maximize: bool
     for job in job_dirs(Path(sweep_dir)):
         metrics = _read_metrics(job)
         value = _number(metrics.get(metric))
-        rows.append({
-            "job": int(job.name),
-            "overrides": _read_overrides(job),
-            metric: value,
-            "epochs": _number(metrics.get("epochs")),
-            "train_seconds": _number(metrics.get("train_seconds")),
-            "best_ckpt": metrics.get("best_ckpt") or "",
-            "model": metrics.get("model") or "",
-            "status": _status(job, value, metrics, metric),
-        })
+        rows.append(
+            {
+                "job": int(job.name),
+                "overrides": _read_overrides(job),
+                metric: value,
+                "epochs": _number(metrics.get("epochs")),
+                "train_seconds": _number(metrics.get("train_seconds")),
+                "best_ckpt": metrics.get("best_ckpt") or "",
+                "model": metrics.get("model") or "",
+                "status": _status(job, value, metrics, metric),
+            }
+        )
     columns = ["job", "overrides", metric, "epochs", "train_seconds", "best_ckpt", "model", "status"]
     board = pd.DataFrame(rows, columns=columns)
-    board["epochs"] = board["epochs"].astype(float).round().astype("Int64")  # whole epochs; <NA> for a failed job (float: an empty board is object-typed)
+    board["epochs"] = (
+        board["epochs"].astype(float).round().astype("Int64")
+    )  # whole epochs; <NA> for a failed job (float: an empty board is object-typed)
     # Stable sort on (metric, job) so ties keep job order.
-    return board.sort_values([metric, "job"], ascending=[not maximize, True], na_position="last",
-                             kind="stable").reset_index(drop=True)
+    return board.sort_values(
+        [metric, "job"], ascending=[not maximize, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
 
 
 def arm_name(overrides: str, shared: frozenset[str] = frozenset()) -> str:
     """A job's overrides without its seed and without those every job shares: jobs that differ
     only in seed are one arm."""
-    return " ".join(o for o in overrides.split() if not o.startswith("seed=") and o not in shared) or "(shared settings)"
+    return (
+        " ".join(o for o in overrides.split() if not o.startswith("seed=") and o not in shared)
+        or "(shared settings)"
+    )
 
 
 def arms(board: pd.DataFrame, metric: str, maximize: bool | None = None) -> pd.DataFrame:
@@ -118,13 +134,20 @@ def arms(board: pd.DataFrame, metric: str, maximize: bool | None = None) -> pd.D
     shared = frozenset(set.intersection(*token_sets)) if token_sets else frozenset()
     board = board.assign(arm=board["overrides"].map(lambda o: arm_name(o, shared)))
     grouped = board[board["status"] == OK].groupby("arm", sort=False)
-    table = pd.DataFrame({"mean": grouped[metric].mean(), "std": grouped[metric].std(), "seeds": grouped[metric].size(),
-                          "train_seconds": grouped["train_seconds"].mean()})
+    table = pd.DataFrame(
+        {
+            "mean": grouped[metric].mean(),
+            "std": grouped[metric].std(),
+            "seeds": grouped[metric].size(),
+            "train_seconds": grouped["train_seconds"].mean(),
+        }
+    )
     # An arm with no finished seed stays in the table (0 seeds, no mean), last.
     table = table.reindex(list(dict.fromkeys(board["arm"]))).rename_axis("arm").reset_index()
     table["seeds"] = table["seeds"].fillna(0).astype(int)
-    return table.sort_values(["mean", "arm"], ascending=[not maximize, True], na_position="last",
-                             kind="stable").reset_index(drop=True)
+    return table.sort_values(
+        ["mean", "arm"], ascending=[not maximize, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
 
 
 def arms_markdown(table: pd.DataFrame, metric: str) -> str:
@@ -138,12 +161,17 @@ def arms_markdown(table: pd.DataFrame, metric: str) -> str:
 
 
 def _cell(value) -> str:
-    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA else str(value)
+    text = (
+        ""
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+        else str(value)
+    )
     return text.replace("|", "\\|")
 
 
 def markdown_table(board: pd.DataFrame, metric: str, sweep_dir: Path) -> str:
     """GitHub markdown, rank first, the metric to 4 decimals (pandas' to_markdown needs tabulate)."""
+
     def checkpoint(path: str) -> str:
         # Relative to the sweep folder when inside it: absolute paths make the table unreadable.
         try:
@@ -155,9 +183,16 @@ def markdown_table(board: pd.DataFrame, metric: str, sweep_dir: Path) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * 5 + ["---"] * 3) + "|"]
     for rank, (_, row) in enumerate(board.iterrows(), start=1):
         value, seconds = row[metric], row["train_seconds"]
-        cells = [rank, row["job"], f"{value:.4f}" if math.isfinite(value) else "", row["epochs"],
-                 f"{seconds:.1f}" if math.isfinite(seconds) else "", row["status"],
-                 f"`{row['overrides']}`" if row["overrides"] else "", checkpoint(row["best_ckpt"])]
+        cells = [
+            rank,
+            row["job"],
+            f"{value:.4f}" if math.isfinite(value) else "",
+            row["epochs"],
+            f"{seconds:.1f}" if math.isfinite(seconds) else "",
+            row["status"],
+            f"`{row['overrides']}`" if row["overrides"] else "",
+            checkpoint(row["best_ckpt"]),
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -175,8 +210,12 @@ def _optuna_note(sweep_dir: Path) -> str:
     return f"\nOptuna best: `{joined}` (value {results.get('best_value')})\n"
 
 
-def write_leaderboard(sweep_dir: str | os.PathLike, metric: str | None = None, maximize: bool | None = None,
-                      fallback: str = "val/acc") -> Path:
+def write_leaderboard(
+    sweep_dir: str | os.PathLike,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    fallback: str = "val/acc",
+) -> Path:
     """Write leaderboard.csv, leaderboard.md and leaderboard.png into `sweep_dir`, print the table,
     and return the csv path. `metric` None: the one the jobs recorded (recorded_metric), else `fallback`.
     Raises FileNotFoundError / ValueError for a missing or jobless folder."""
@@ -195,11 +234,15 @@ def write_leaderboard(sweep_dir: str | os.PathLike, metric: str | None = None, m
     arm_section = ""
     if (by_arm["seeds"] > 1).any():  # a grid run over seeds: the arms' means are what to compare
         atomic_write_csv(by_arm, sweep_dir / "arms.csv")
-        arm_section = f"\n## Arms: jobs that differ only in seed, mean ± std of {metric}\n\n" + arms_markdown(by_arm, metric)
+        arm_section = f"\n## Arms: jobs that differ only in seed, mean ± std of {metric}\n\n" + arms_markdown(
+            by_arm, metric
+        )
         print(arm_section, end="")
     atomic_write_text(sweep_dir / "leaderboard.md", heading + table + arm_section + _optuna_note(sweep_dir))
-    save_figure(leaderboard_figure(board, metric, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}"),
-                sweep_dir / "leaderboard.png")
+    save_figure(
+        leaderboard_figure(board, metric, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}"),
+        sweep_dir / "leaderboard.png",
+    )
     print(table, end="")
     return csv_path
 
@@ -220,14 +263,21 @@ def find_sweep(path: str | os.PathLike) -> Path:
 
 
 def _written_at(sweep_dir: Path) -> float:
-    return max((p.stat().st_mtime for p in (sweep_dir / "multirun.yaml", *job_dirs(sweep_dir)) if p.exists()), default=0.0)
+    return max(
+        (p.stat().st_mtime for p in (sweep_dir / "multirun.yaml", *job_dirs(sweep_dir)) if p.exists()),
+        default=0.0,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kmnist.report.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="a multirun folder (or a DATE folder holding them)")
-    parser.add_argument("--metric", default=None, help="metrics.json key to rank by (default: the sweep's own "
-                        "leaderboard_metric, as its jobs recorded it; else val/acc)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="metrics.json key to rank by (default: the sweep's own "
+        "leaderboard_metric, as its jobs recorded it; else val/acc)",
+    )
     args = parser.parse_args(argv)
     try:
         sweep_dir = find_sweep(args.sweep_dir)

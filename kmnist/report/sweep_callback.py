@@ -54,8 +54,14 @@ class LeaderboardCallback(Callback):
         # A resumed Optuna study (or a fixed hydra.sweep.dir) keeps the crashed jobs of its earlier
         # launches: they stay ranked as failed, but only a crash of this launch fails this one.
         # What failed.txt was there at the start, unchanged, is an earlier launch's.
-        crashed = sorted(p for p, seen in self.failed_jobs(config.hydra.sweep.dir).items() if (self.before or {}).get(p) != seen)
+        crashed = sorted(
+            p
+            for p, seen in self.failed_jobs(config.hydra.sweep.dir).items()
+            if (self.before or {}).get(p) != seen
+        )
         if crashed:  # ranked without them; the exit status still says so, as Hydra's would have
             jobs = ", ".join(p.parent.name for p in crashed)
-            raise SystemExit(f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
-                             f"{crashed[0].read_text().strip()}); the others are ranked in {config.hydra.sweep.dir}/leaderboard.md")
+            raise SystemExit(
+                f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
+                f"{crashed[0].read_text().strip()}); the others are ranked in {config.hydra.sweep.dir}/leaderboard.md"
+            )

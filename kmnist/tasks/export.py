@@ -39,22 +39,34 @@ class ExportedClassifier(nn.Module):
         return torch.softmax(self.net(self.preprocess(pixels / 255.0)), dim=-1)
 
 
-def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: int = 64, atol: float = 1e-4,
-           overwrite: bool = False) -> dict:
+def export(
+    ckpt: str | Path,
+    fmt: str,
+    output: str | Path | None = None,
+    batch: int = 64,
+    atol: float = 1e-4,
+    overwrite: bool = False,
+) -> dict:
     """Write `ckpt` as `fmt` to `output` (default: the checkpoint's path with .onnx / .pt, replaced freely);
     an `output` that already exists is replaced only with `overwrite`, as predict.py's submissions."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     if not isinstance(ckpt, (str, Path)):
-        raise ConfigError(f"ckpt={ckpt}: export takes one checkpoint (an ensemble is several networks; export each)")
+        raise ConfigError(
+            f"ckpt={ckpt}: export takes one checkpoint (an ensemble is several networks; export each)"
+        )
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch={batch!r}: expected a number of check images >= 1, e.g. 64")
     if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
         raise ConfigError(f"atol={atol!r}: expected a tolerance >= 0, e.g. 1e-4")
     if output and Path(output).is_dir():  # else the finished, checked export fails at its rename
-        raise ConfigError(f"output={output}: is a folder; name the file, e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}")
+        raise ConfigError(
+            f"output={output}: is a folder; name the file, e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}"
+        )
     if output and Path(output).exists() and not overwrite:  # before the work, not after it
-        raise ConfigError(f"output={output}: already exists; pass overwrite=true to replace it, or name another file")
+        raise ConfigError(
+            f"output={output}: already exists; pass overwrite=true to replace it, or name another file"
+        )
     model = load_checkpoint(ckpt)
     wrapper = ExportedClassifier(model).eval()
     output = Path(output) if output else Path(ckpt).with_suffix(FORMATS[fmt])
@@ -67,7 +79,9 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         try:
             import onnxruntime
         except ImportError:
-            raise ConfigError("format=onnx needs onnxruntime to check the export: pip install -e '.[export]'") from None
+            raise ConfigError(
+                "format=onnx needs onnxruntime to check the export: pip install -e '.[export]'"
+            ) from None
 
     checked = {}
 
@@ -75,8 +89,16 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
         # The check runs on the temporary file: a failed one leaves any earlier export in place.
         if fmt == "onnx":
             # The TorchScript-based exporter: the dynamo one needs onnxscript, which is not a dependency.
-            torch.onnx.export(wrapper, (example,), tmp, input_names=["pixels"], output_names=["probs"], opset_version=17,
-                              dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                (example,),
+                tmp,
+                input_names=["pixels"],
+                output_names=["probs"],
+                opset_version=17,
+                dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}},
+                dynamo=False,
+            )
             session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
             got = session.run(["probs"], {"pixels": example.numpy()})[0]
         else:
@@ -85,18 +107,28 @@ def export(ckpt: str | Path, fmt: str, output: str | Path | None = None, batch: 
                 got = torch.jit.load(str(tmp))(example).numpy()
         checked["max_diff"] = max_diff = float(np.abs(got - expected).max())
         if max_diff > atol or not np.array_equal(got.argmax(1), expected.argmax(1)):
-            raise ExportError(f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); "
-                              f"not written")
+            raise ExportError(
+                f"{output}: exported outputs differ from PyTorch's (max |diff| {max_diff:.2e} > {atol:.0e}); "
+                f"not written"
+            )
 
     atomic_write(output, write_and_check)
     max_diff = checked["max_diff"]
-    log.info("wrote %s (%s); outputs match PyTorch on a batch of %d (max |diff| %.2e)", output, fmt, batch, max_diff)
+    log.info(
+        "wrote %s (%s); outputs match PyTorch on a batch of %d (max |diff| %.2e)",
+        output,
+        fmt,
+        batch,
+        max_diff,
+    )
     return {"output": str(output), "format": fmt, "max_abs_diff": max_diff}
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    task_wrapper(lambda cfg: export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol, cfg.overwrite))(cfg)
+    task_wrapper(lambda cfg: export(cfg.ckpt, cfg.format, cfg.output, cfg.batch, cfg.atol, cfg.overwrite))(
+        cfg
+    )
 
 
 if __name__ == "__main__":

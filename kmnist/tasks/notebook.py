@@ -54,13 +54,16 @@ def compose_run(config_name: str, overrides: tuple[str, ...] | list[str], record
     if not record:
         return job
     atomic_write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(job))
-    atomic_write_text(run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    atomic_write_text(
+        run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
+    )
     return job
 
 
 @dataclass
 class Run:
     """A finished training run: its metrics (metrics.json), folder, and what trained it."""
+
     metrics: dict
     run_dir: Path
     trained: TrainedRun = field(repr=False)
@@ -101,7 +104,11 @@ def predict(ckpt, input=None, *overrides: str) -> pd.DataFrame:
     DataFrame; `.attrs` holds the job's result (the CSV's path, accuracy for a labelled input)."""
     from kmnist.tasks.predict import predict as predict_task
 
-    options = [f"ckpt={quoted(ckpt)}", *([f"input={quoted(input)}"] if input is not None else []), "progress=false"]
+    options = [
+        f"ckpt={quoted(ckpt)}",
+        *([f"input={quoted(input)}"] if input is not None else []),
+        "progress=false",
+    ]
     result = predict_task(compose_run("predict", [*options, *overrides]))
     submission = pd.read_csv(result["output"])
     submission.attrs.update(result)
@@ -131,7 +138,9 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n={n!r}: expected a number of images >= 1")
     if split not in ("train", "val", "dev"):
-        raise ConfigError(f"split={split!r}: expected 'train', 'val' (the held-out writers) or 'dev' (data.val_file)")
+        raise ConfigError(
+            f"split={split!r}: expected 'train', 'val' (the held-out writers) or 'dev' (data.val_file)"
+        )
     import torch
     from hydra.utils import instantiate
 
@@ -146,15 +155,23 @@ def show_batch(*overrides: str, n: int = 36, split: str = "train") -> Picture:
     elif split in datamodule.val_set_names:
         loader = datamodule.val_dataloader()[list(datamodule.val_set_names).index(split)]
     elif split == "val":  # the share held out is data.split's own option
-        share = {"writer": "val_writers", "stratified": "val_fraction", "first_n": "val_rows"}.get(datamodule.split, "val_writers")
-        raise ConfigError(f"split='val': this config holds out no rows (data.split={datamodule.split}, data.{share}=0)"
-                          + ("; its data.val_file set is split='dev'" if "dev" in datamodule.val_set_names else ""))
+        share = {"writer": "val_writers", "stratified": "val_fraction", "first_n": "val_rows"}.get(
+            datamodule.split, "val_writers"
+        )
+        raise ConfigError(
+            f"split='val': this config holds out no rows (data.split={datamodule.split}, data.{share}=0)"
+            + ("; its data.val_file set is split='dev'" if "dev" in datamodule.val_set_names else "")
+        )
     else:
         raise ConfigError(f"split={split!r}: this config has no dev set (data.val_file=null)")
     with torch.random.fork_rng():  # a preview must not move the global RNG a later train() starts from
         images, labels = next(iter(loader))
         images, labels, *_ = datamodule.transform((images[:n], labels[:n]), train=split == "train")
-    return Picture(batch_figure(images.float(), labels, n=n, title=f"{split} batch as the network sees it ({cfg.model.name})"))
+    return Picture(
+        batch_figure(
+            images.float(), labels, n=n, title=f"{split} batch as the network sees it ({cfg.model.name})"
+        )
+    )
 
 
 def show_report(run: Run | str | os.PathLike, figures: tuple[str, ...] = REPORT_FIGURES) -> list[Path]:
@@ -164,8 +181,10 @@ def show_report(run: Run | str | os.PathLike, figures: tuple[str, ...] = REPORT_
         raise DataError(f"{run_dir}: no such run folder (pass a Run, or a folder under outputs/runs/)")
     paths = [run_dir / name for name in figures if (run_dir / name).is_file()]
     if not paths:  # an empty answer would look like a report with nothing in it
-        raise DataError(f"{run_dir}: none of {', '.join(figures)} is there (a run trained with report=false writes no "
-                        f"figures; figures=... takes names from {', '.join(REPORT_FIGURES)})")
+        raise DataError(
+            f"{run_dir}: none of {', '.join(figures)} is there (a run trained with report=false writes no "
+            f"figures; figures=... takes names from {', '.join(REPORT_FIGURES)})"
+        )
     try:
         from IPython.display import Image, display
     except ImportError:  # plain Python: the paths are the answer

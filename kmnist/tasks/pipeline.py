@@ -28,7 +28,15 @@ from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.tta import tta_name
 from kmnist.errors import ConfigError
 from kmnist.tasks.pipeline_options import check_pipeline_options, with_lists
-from kmnist.tasks.resume import check_same_run, finished_run, interrupted_checkpoint, kept_labels, pipeline_folder, record_labellers, stored_probabilities
+from kmnist.tasks.resume import (
+    check_same_run,
+    finished_run,
+    interrupted_checkpoint,
+    kept_labels,
+    pipeline_folder,
+    record_labellers,
+    stored_probabilities,
+)
 from kmnist.tasks.wrapper import task_wrapper
 from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
@@ -42,20 +50,26 @@ class Stage:
 
     name: str
     checkpoints: list[str]
-    dev_acc: float | None = None                                   # the stage's prediction (ensemble or single)
-    member_dev_accs: list[float] = field(default_factory=list)    # each member alone
+    dev_acc: float | None = None  # the stage's prediction (ensemble or single)
+    member_dev_accs: list[float] = field(default_factory=list)  # each member alone
     train_seconds: float = 0.0
     submissions: dict[str, str] = field(default_factory=dict)
     notes: str = ""
 
     def row(self) -> dict:
         members = self.member_dev_accs
-        return {"stage": self.name, "models": len(self.checkpoints), "dev_acc": self.dev_acc,
-                "member_dev_mean": statistics.mean(members) if members else None,
-                "member_dev_std": statistics.stdev(members) if len(members) > 1 else None,
-                "member_dev_accs": self.member_dev_accs, "train_seconds": round(self.train_seconds, 1),
-                "submissions": self.submissions, "notes": self.notes,
-                "checkpoints": self.checkpoints}
+        return {
+            "stage": self.name,
+            "models": len(self.checkpoints),
+            "dev_acc": self.dev_acc,
+            "member_dev_mean": statistics.mean(members) if members else None,
+            "member_dev_std": statistics.stdev(members) if len(members) > 1 else None,
+            "member_dev_accs": self.member_dev_accs,
+            "train_seconds": round(self.train_seconds, 1),
+            "submissions": self.submissions,
+            "notes": self.notes,
+            "checkpoints": self.checkpoints,
+        }
 
 
 def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -67,13 +81,17 @@ def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
     """Write the run's `.hydra/config.yaml` and `overrides.yaml` like a Hydra run, so each pipeline run
     can be read and run alone (a resumed run's name the ckpt_path it resumed from)."""
     atomic_write_text(output_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
-    atomic_write_text(output_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    atomic_write_text(
+        output_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
+    )
 
 
 class Pipeline:
     def __init__(self, cfg: DictConfig):
         self.cfg = with_lists(cfg)  # seeds=0 -> [0]; `cfg` itself stays as typed, to compare on resume=
-        check_pipeline_options(self.cfg, lambda overrides: compose_run(overrides, Path(cfg.paths.output_dir) / "check"))
+        check_pipeline_options(
+            self.cfg, lambda overrides: compose_run(overrides, Path(cfg.paths.output_dir) / "check")
+        )
         # resume=DIR continues a pipeline in its folder; otherwise this run's own (Hydra's) folder.
         self.root = pipeline_folder(cfg.resume, cfg) if cfg.get("resume") else Path(cfg.paths.output_dir)
         self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
@@ -82,7 +100,9 @@ class Pipeline:
             if path:
                 self.tables[split] = read_digits(path)
         if "test" not in self.tables:
-            raise ConfigError("test_file=null: the pipeline predicts and pseudo-labels test_file; set it to test.csv.gz")
+            raise ConfigError(
+                "test_file=null: the pipeline predicts and pseudo-labels test_file; set it to test.csv.gz"
+            )
         if "dev" in self.tables and self.tables["dev"].labels is None:
             raise ConfigError(f"dev_file={cfg.dev_file}: has no `label` column to score the stages with")
         self.stages: list[Stage] = []
@@ -110,7 +130,9 @@ class Pipeline:
         metrics, _ = train(cfg)
         checkpoint = metrics.get("best_ckpt")
         if not checkpoint:
-            raise ConfigError(f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)")
+            raise ConfigError(
+                f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)"
+            )
         return checkpoint, float(metrics["train_seconds"])
 
     def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
@@ -121,9 +143,22 @@ class Pipeline:
         store = self.root / "probabilities"
         for path in checkpoints:
             if (path, split) not in self.cache:
-                self.cache[path, split] = stored_probabilities(store, path, self.files[split], self.cfg.tta, self.cfg.precision, lambda: predict_proba(
-                    [load_checkpoint(path)], self.tables[split].images, batch_size=self.cfg.batch_size, device=resolve_device(self.cfg.accelerator),
-                    tta=self.cfg.tta, progress=False, precision=self.cfg.precision))
+                self.cache[path, split] = stored_probabilities(
+                    store,
+                    path,
+                    self.files[split],
+                    self.cfg.tta,
+                    self.cfg.precision,
+                    lambda: predict_proba(
+                        [load_checkpoint(path)],
+                        self.tables[split].images,
+                        batch_size=self.cfg.batch_size,
+                        device=resolve_device(self.cfg.accelerator),
+                        tta=self.cfg.tta,
+                        progress=False,
+                        precision=self.cfg.precision,
+                    ),
+                )
         return np.mean([self.cache[path, split] for path in checkpoints], axis=0)
 
     def dev_accuracy(self, checkpoints: list[str]) -> float | None:
@@ -143,7 +178,9 @@ class Pipeline:
             probs = self.probabilities(stage.checkpoints, split)
             table = self.tables[split]
             ids = table.ids if table.ids is not None else np.arange(len(table))
-            path = write_submission(ids, probs.argmax(1), self.root / "submissions" / f"{stage.name}_{split}.csv")
+            path = write_submission(
+                ids, probs.argmax(1), self.root / "submissions" / f"{stage.name}_{split}.csv"
+            )
             stage.submissions[split] = str(path)
             if split == "test":
                 test_probs = probs
@@ -154,7 +191,11 @@ class Pipeline:
         test_probs = self.submit(stage)
         self.stages.append(stage)
         self.write_table()
-        log.info("stage %s: dev accuracy %s", stage.name, f"{stage.dev_acc:.4f}" if stage.dev_acc is not None else "n/a")
+        log.info(
+            "stage %s: dev accuracy %s",
+            stage.name,
+            f"{stage.dev_acc:.4f}" if stage.dev_acc is not None else "n/a",
+        )
         return test_probs
 
     def member_overrides(self) -> list[list[str]]:
@@ -173,7 +214,9 @@ class Pipeline:
                 stage.member_dev_accs.append(self.dev_accuracy([checkpoint]))
         return stage
 
-    def pseudo_labels(self, test_probs: np.ndarray, threshold: float, path: Path, labelled_by: list[str]) -> tuple[Path | None, int]:
+    def pseudo_labels(
+        self, test_probs: np.ndarray, threshold: float, path: Path, labelled_by: list[str]
+    ) -> tuple[Path | None, int]:
         """The confident test rows as a training file; a resumed pipeline keeps the one its runs trained on."""
         from kmnist.tasks.predict import write_pseudo_labels
 
@@ -181,27 +224,49 @@ class Pipeline:
             return path.resolve(), len(read_digits(path))
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
         record_labellers(path, labelled_by)
-        return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written["pseudo_label_rows"]
+        return (Path(written["pseudo_labels"]) if written["pseudo_labels"] else None), written[
+            "pseudo_label_rows"
+        ]
 
     # ------------------------------------------------------------ the stages
 
     def run(self) -> list[Stage]:
         cfg = self.cfg
-        if not self.member_overrides() and (not cfg.checkpoints or cfg.pseudo_label.rounds > 0):  # members would train
+        if not self.member_overrides() and (
+            not cfg.checkpoints or cfg.pseudo_label.rounds > 0
+        ):  # members would train
             raise ConfigError("seeds=[]: the pipeline needs at least one member, e.g. seeds=[0,1,2]")
         if cfg.checkpoints:  # trained already: score them, train nothing
             members = Stage("members", [str(p) for p in cfg.checkpoints])
-            members.member_dev_accs = [self.dev_accuracy([p]) for p in members.checkpoints] if "dev" in self.tables else []
+            members.member_dev_accs = (
+                [self.dev_accuracy([p]) for p in members.checkpoints] if "dev" in self.tables else []
+            )
         else:
             members = self.train_members("members", [])
-        test_probs = self.finish(Stage("ensemble", members.checkpoints, member_dev_accs=members.member_dev_accs,
-                                       train_seconds=members.train_seconds, notes=f"{len(members.checkpoints)} members"))
+        test_probs = self.finish(
+            Stage(
+                "ensemble",
+                members.checkpoints,
+                member_dev_accs=members.member_dev_accs,
+                train_seconds=members.train_seconds,
+                notes=f"{len(members.checkpoints)} members",
+            )
+        )
         teachers = members.checkpoints
         for round_ in range(1, int(cfg.pseudo_label.rounds) + 1):
             name = f"pseudo{round_}"
-            labels, rows = self.pseudo_labels(test_probs, float(cfg.pseudo_label.threshold), self.root / name / "pseudo_labels.csv.gz", teachers)
+            labels, rows = self.pseudo_labels(
+                test_probs,
+                float(cfg.pseudo_label.threshold),
+                self.root / name / "pseudo_labels.csv.gz",
+                teachers,
+            )
             if labels is None:
-                log.warning("%s: no test row reaches confidence %s; stopping the pseudo-label rounds", name, cfg.pseudo_label.threshold)
+                log.warning(
+                    "%s: no test row reaches confidence %s; stopping the pseudo-label rounds",
+                    name,
+                    cfg.pseudo_label.threshold,
+                )
                 break
             stage = self.train_members(name, [f"data.extra_train=[{quoted(labels)}]"])
             stage.notes = f"{rows} pseudo-labelled test rows (confidence >= {cfg.pseudo_label.threshold})"
@@ -209,13 +274,26 @@ class Pipeline:
             teachers = stage.checkpoints
         if cfg.distill.enabled:
             # Every test row, labelled by the final ensemble: the student is taught there too.
-            labels, rows = self.pseudo_labels(test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz", teachers)
+            labels, rows = self.pseudo_labels(
+                test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz", teachers
+            )
             teacher_list = ",".join(quoted(t) for t in teachers)
             checkpoint, seconds = self.train_run(
-                [f"seed={cfg.distill.seed}", *cfg.distill.overrides, f"loss.distill.teachers=[{teacher_list}]", f"loss.distill.weight={cfg.distill.weight}",
-                 f"data.extra_train=[{quoted(labels)}]"], self.root / "distilled" / "run")
-            stage = Stage("distilled", [checkpoint], train_seconds=seconds,
-                          notes=f"taught by {len(teachers)} models on the training images and {rows} test images")
+                [
+                    f"seed={cfg.distill.seed}",
+                    *cfg.distill.overrides,
+                    f"loss.distill.teachers=[{teacher_list}]",
+                    f"loss.distill.weight={cfg.distill.weight}",
+                    f"data.extra_train=[{quoted(labels)}]",
+                ],
+                self.root / "distilled" / "run",
+            )
+            stage = Stage(
+                "distilled",
+                [checkpoint],
+                train_seconds=seconds,
+                notes=f"taught by {len(teachers)} models on the training images and {rows} test images",
+            )
             stage.member_dev_accs = [self.dev_accuracy([checkpoint])] if "dev" in self.tables else []
             self.finish(stage)
         return self.stages
@@ -224,8 +302,15 @@ class Pipeline:
 
     def write_table(self) -> None:
         rows = [stage.row() for stage in self.stages]
-        write_json(self.root / "pipeline.json", {"stages": rows, "dev_file": self.cfg.dev_file, "tta": tta_name(self.cfg.tta),
-                                                   "precision": str(self.cfg.precision)})  # a resume may change both
+        write_json(
+            self.root / "pipeline.json",
+            {
+                "stages": rows,
+                "dev_file": self.cfg.dev_file,
+                "tta": tta_name(self.cfg.tta),
+                "precision": str(self.cfg.precision),
+            },
+        )  # a resume may change both
         atomic_write_text(self.root / "pipeline.md", markdown_table(rows))
 
 
@@ -234,11 +319,17 @@ def percent(value: float | None) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| stage | models | dev acc % | members alone: dev mean ± std % | train s | notes |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| stage | models | dev acc % | members alone: dev mean ± std % | train s | notes |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for row in rows:
-        spread = percent(row["member_dev_mean"]) + (f" ± {100 * row['member_dev_std']:.2f}" if row["member_dev_std"] is not None else "")
-        lines.append(f"| {row['stage']} | {row['models']} | {percent(row['dev_acc'])} | {spread} | {row['train_seconds']} | {row['notes']} |")
+        spread = percent(row["member_dev_mean"]) + (
+            f" ± {100 * row['member_dev_std']:.2f}" if row["member_dev_std"] is not None else ""
+        )
+        lines.append(
+            f"| {row['stage']} | {row['models']} | {percent(row['dev_acc'])} | {spread} | {row['train_seconds']} | {row['notes']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -57,11 +57,19 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
     precision_name(cfg.precision)  # and a bad precision fail now too
     resolve_device(cfg.accelerator)  # and a device this machine lacks, not after the members trained
     runs = []
-    if not cfg.checkpoints or cfg.pseudo_label.rounds > 0:  # the members train (given checkpoints: in the rounds only)
-        runs = [(f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)] or [("train", [])]
+    if (
+        not cfg.checkpoints or cfg.pseudo_label.rounds > 0
+    ):  # the members train (given checkpoints: in the rounds only)
+        runs = [
+            (f"members[{i}]={member!r}", str(member).split()) for i, member in enumerate(cfg.members)
+        ] or [("train", [])]
     if cfg.distill.enabled:
-        runs.append((f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides]))
-    dev = [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []  # as Pipeline.train_run adds it
+        runs.append(
+            (f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides])
+        )
+    dev = (
+        [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []
+    )  # as Pipeline.train_run adds it
     for option, overrides in runs:
         try:
             run_cfg = compose([*map(str, cfg.train), *dev, *overrides])

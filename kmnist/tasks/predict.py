@@ -10,7 +10,14 @@ from omegaconf import DictConfig, ListConfig
 
 from kmnist.data.io import DigitTable, read_digits, table_to_frame
 from kmnist.data.tta import resolve_views, tta_name
-from kmnist.engine.inference import inference_bf16, load_checkpoint, predict_proba, refuse_overwrite, resolve_device, write_submission
+from kmnist.engine.inference import (
+    inference_bf16,
+    load_checkpoint,
+    predict_proba,
+    refuse_overwrite,
+    resolve_device,
+    write_submission,
+)
 from kmnist.errors import ConfigError
 from kmnist.utils.atomic import atomic_write_csv, write_json
 
@@ -19,22 +26,30 @@ log = logging.getLogger(__name__)
 
 def predict(cfg: DictConfig) -> dict:
     threshold = cfg.get("pseudo_label_threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0)):
+    if threshold is not None and (
+        isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0)
+    ):
         raise ConfigError(f"pseudo_label_threshold={threshold}: expected a probability in [0, 1], e.g. 0.99")
     resolve_views(cfg.tta)  # a bad set name fails before any checkpoint is read
     device = resolve_device(cfg.accelerator)
     bf16 = inference_bf16(cfg.precision, device)  # as does a bad precision
     output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
     if output.is_dir():
-        raise ConfigError(f"output={cfg.output}: is a folder; name the submission file, e.g. output={output / 'submission.csv'}")
+        raise ConfigError(
+            f"output={cfg.output}: is a folder; name the submission file, e.g. output={output / 'submission.csv'}"
+        )
     overwrite = cfg.overwrite or not cfg.output
     # A labelled input's report: the run's own folder, or beside an output= file in a folder named after it,
     # so two predictions into one folder do not replace each other's plots.
     report_dir = output.parent if not cfg.output else output.with_name(output.stem + "_report")
     pseudo_labels = output.with_name("pseudo_labels.csv.gz") if threshold is not None else None
     metrics_file = output.with_name(output.stem + "_metrics.json")
-    if pseudo_labels is not None and output.resolve() == pseudo_labels.resolve():  # one file would replace the other
-        raise ConfigError(f"output={cfg.output}: the pseudo-label file has this name beside it; name the submission otherwise")
+    if (
+        pseudo_labels is not None and output.resolve() == pseudo_labels.resolve()
+    ):  # one file would replace the other
+        raise ConfigError(
+            f"output={cfg.output}: the pseudo-label file has this name beside it; name the submission otherwise"
+        )
     for path in (output, metrics_file, pseudo_labels, report_dir if cfg.output else None):
         if path is not None:
             refuse_overwrite(path, overwrite)  # as early: not after minutes of ensemble and TTA inference
@@ -42,24 +57,45 @@ def predict(cfg: DictConfig) -> dict:
     if not paths:
         raise ConfigError("ckpt=[]: no checkpoint given; pass ckpt=PATH or ckpt=[a.ckpt,b.ckpt]")
     if isinstance(cfg.batch_size, bool) or not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size}: expected a positive number of images per batch, e.g. 256")
+        raise ConfigError(
+            f"batch_size={cfg.batch_size}: expected a positive number of images per batch, e.g. 256"
+        )
     models = [load_checkpoint(p) for p in paths]
     table = read_digits(cfg.input, cache_dir=cfg.get("cache_dir"))
     ids = table.ids if table.ids is not None else np.arange(len(table))
 
-    probs = predict_proba(models, table.images, batch_size=cfg.batch_size, device=device, tta=cfg.tta, progress=cfg.progress,
-                          precision=cfg.precision)
+    probs = predict_proba(
+        models,
+        table.images,
+        batch_size=cfg.batch_size,
+        device=device,
+        tta=cfg.tta,
+        progress=cfg.progress,
+        precision=cfg.precision,
+    )
     labels = probs.argmax(axis=1)
 
     write_submission(ids, labels, output, overwrite=overwrite)
-    result = {"input": str(cfg.input), "output": str(output.resolve()), "rows": len(labels), "checkpoints": [str(p) for p in paths], "tta": tta_name(cfg.tta),
-              "precision": "bf16-mixed" if bf16 else "32-true"}
+    result = {
+        "input": str(cfg.input),
+        "output": str(output.resolve()),
+        "rows": len(labels),
+        "checkpoints": [str(p) for p in paths],
+        "tta": tta_name(cfg.tta),
+        "precision": "bf16-mixed" if bf16 else "32-true",
+    }
     if table.labels is not None:
         from kmnist.report.evaluation import evaluate  # matplotlib only for labelled inputs
 
         result["accuracy"] = float((labels == table.labels).mean())
         result.update(evaluate(probs, table.labels, table.images, report_dir, title=Path(cfg.input).name))
-        log.info("accuracy on %s: %.4f (%d rows); report in %s", cfg.input, result["accuracy"], len(labels), report_dir)
+        log.info(
+            "accuracy on %s: %.4f (%d rows); report in %s",
+            cfg.input,
+            result["accuracy"],
+            len(labels),
+            report_dir,
+        )
     if pseudo_labels is not None:
         result.update(write_pseudo_labels(table, probs, float(threshold), pseudo_labels))
     write_json(metrics_file, result)
@@ -74,7 +110,19 @@ def write_pseudo_labels(table: DigitTable, probs: np.ndarray, threshold: float, 
     if not keep.any():  # an empty file could not be trained on: say so rather than write one
         log.warning("pseudo-labels: no row reaches confidence %.3f; nothing written", threshold)
         return {"pseudo_labels": None, "pseudo_label_rows": 0, "pseudo_label_threshold": threshold}
-    labelled = DigitTable(images=table.images[keep], labels=probs.argmax(axis=1)[keep].astype(np.int64), ids=None)
+    labelled = DigitTable(
+        images=table.images[keep], labels=probs.argmax(axis=1)[keep].astype(np.int64), ids=None
+    )
     atomic_write_csv(table_to_frame(labelled), path)
-    log.info("pseudo-labels: %d of %d rows at confidence >= %.3f -> %s", keep.sum(), len(keep), threshold, path.resolve())
-    return {"pseudo_labels": str(path.resolve()), "pseudo_label_rows": int(keep.sum()), "pseudo_label_threshold": threshold}
+    log.info(
+        "pseudo-labels: %d of %d rows at confidence >= %.3f -> %s",
+        keep.sum(),
+        len(keep),
+        threshold,
+        path.resolve(),
+    )
+    return {
+        "pseudo_labels": str(path.resolve()),
+        "pseudo_label_rows": int(keep.sum()),
+        "pseudo_label_threshold": threshold,
+    }

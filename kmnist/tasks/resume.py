@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +27,20 @@ log = logging.getLogger(__name__)
 # to resume from, and the pipeline's options that decide how far it goes and how it predicts, not
 # what trained (the rounds, the student, the file that scores, the views, the precision and batch of
 # predictions; a dev file that changes what trains changes data.val_file, which the runs compare).
-MAY_DIFFER = frozenset({"resume", "ckpt_path", "pseudo_label.rounds", "distill.enabled", "dev_file", "dig_file", "tta", "precision",
-                        "batch_size", "accelerator"})
+MAY_DIFFER = frozenset(
+    {
+        "resume",
+        "ckpt_path",
+        "pseudo_label.rounds",
+        "distill.enabled",
+        "dev_file",
+        "dig_file",
+        "tta",
+        "precision",
+        "batch_size",
+        "accelerator",
+    }
+)
 
 
 def shown(value) -> str:
@@ -67,8 +79,10 @@ def check_same_run(folder: Path, cfg: DictConfig) -> None:
     """Refuse to reuse or continue a training run made with a config other than `cfg`."""
     old = saved_config(folder)
     if old is not None and (diff := first_difference(old, OmegaConf.to_container(cfg, resolve=False))):
-        raise ConfigError(f"resume: {folder} was trained with another config ({diff}); repeat the first command's "
-                          f"options, or delete {folder} to train it anew")
+        raise ConfigError(
+            f"resume: {folder} was trained with another config ({diff}); repeat the first command's "
+            f"options, or delete {folder} to train it anew"
+        )
 
 
 def pipeline_folder(resume: str, cfg: DictConfig) -> Path:
@@ -77,12 +91,18 @@ def pipeline_folder(resume: str, cfg: DictConfig) -> Path:
     folder = Path(resume).expanduser().absolute()
     old = saved_config(folder)
     if old is None or old.get("task_name") != "pipeline":
-        raise ConfigError(f"resume={resume}: not a pipeline folder (no pipeline's .hydra/config.yaml in {folder})")
+        raise ConfigError(
+            f"resume={resume}: not a pipeline folder (no pipeline's .hydra/config.yaml in {folder})"
+        )
     if old.get("resume"):  # a resumption's own folder holds its log, not the runs
-        raise ConfigError(f"resume={resume}: that command resumed {old['resume']}; use resume={old['resume']}")
+        raise ConfigError(
+            f"resume={resume}: that command resumed {old['resume']}; use resume={old['resume']}"
+        )
     if diff := first_difference(old, OmegaConf.to_container(cfg, resolve=False)):
-        raise ConfigError(f"resume: {folder} was made with other options ({diff}); repeat the first command's "
-                          f"options, or leave out resume= to start a new pipeline")
+        raise ConfigError(
+            f"resume: {folder} was made with other options ({diff}); repeat the first command's "
+            f"options, or leave out resume= to start a new pipeline"
+        )
     log.info("resuming the pipeline in %s: finished runs are reused, a cut-off one resumes", folder)
     return folder
 
@@ -156,9 +176,21 @@ def probabilities_file(folder: Path, checkpoint: str, data_file: str, views, pre
     path, size and time (a run trained anew is predicted anew), the data file's path and content (a file
     rewritten in place is predicted anew), the views and the precision."""
     if not Path(checkpoint).is_file():  # checkpoints=[...] from the command line: one line, not a traceback
-        raise CheckpointError(f"{checkpoint}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)")
+        raise CheckpointError(
+            f"{checkpoint}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)"
+        )
     stat = Path(checkpoint).stat()
-    key = json.dumps([str(checkpoint), stat.st_size, stat.st_mtime_ns, str(data_file), _content(Path(data_file)), str(views), str(precision)])
+    key = json.dumps(
+        [
+            str(checkpoint),
+            stat.st_size,
+            stat.st_mtime_ns,
+            str(data_file),
+            _content(Path(data_file)),
+            str(views),
+            str(precision),
+        ]
+    )
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
 
 
@@ -171,8 +203,9 @@ def _content(path: Path) -> str | None:
         return None  # predicting it will say what is wrong with it
 
 
-def stored_probabilities(folder: Path, checkpoint: str, data_file: str, views, precision: str,
-                         predict: Callable[[], np.ndarray]) -> np.ndarray:
+def stored_probabilities(
+    folder: Path, checkpoint: str, data_file: str, views, precision: str, predict: Callable[[], np.ndarray]
+) -> np.ndarray:
     """A model's probabilities on a file, predicted once per pipeline folder and kept in `folder`:
     a resumed pipeline scores its finished stages without predicting them again (minutes a model on
     a CPU)."""

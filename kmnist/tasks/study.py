@@ -28,7 +28,7 @@ def study_lock_path(storage: str | None, study_name: str, sweep_dir: str) -> Pat
         return None
     name = re.sub(r"[^\w.-]", "_", study_name)
     if str(storage).startswith(SQLITE):
-        db = Path(str(storage)[len(SQLITE):])
+        db = Path(str(storage)[len(SQLITE) :])
         return db.with_name(f"{db.name}.{name}.lock")
     return Path(sweep_dir) / f"optuna.{name}.lock"
 
@@ -40,10 +40,14 @@ def lock_study(storage: str | None, study_name: str, sweep_dir: str) -> ExitStac
     the first sweep died: it is refused instead. A killed sweep's lock goes with its process, so
     re-running its command still resumes the study."""
     held = ExitStack()
-    if (path := study_lock_path(storage, study_name, sweep_dir)) is not None and not held.enter_context(exclusive_lock(path, wait=False)):
+    if (path := study_lock_path(storage, study_name, sweep_dir)) is not None and not held.enter_context(
+        exclusive_lock(path, wait=False)
+    ):
         held.close()
-        raise ConfigError(f"hydra.sweeper.study_name={study_name}: another sweep is running this study (lock {path}); "
-                          f"wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage")
+        raise ConfigError(
+            f"hydra.sweeper.study_name={study_name}: another sweep is running this study (lock {path}); "
+            f"wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage"
+        )
     return held
 
 
@@ -56,19 +60,28 @@ def check_same_overrides(study, fixed: dict) -> None:
     for trial in study.get_trials(deepcopy=False):
         # Only trials whose job ran: the sweeper sets the attributes one by one, so a trial a kill cut
         # short (still RUNNING here, or marked INTERRUPTED by an earlier launch) may hold only some.
-        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) or INTERRUPTED in trial.user_attrs:
+        if (
+            trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            or INTERRUPTED in trial.user_attrs
+        ):
             continue
         before = dict(trial.user_attrs)
         if not before:  # queued, never launched
             continue
-        if changed := sorted(key for key in before.keys() | fixed.keys() if before.get(key, _UNSET) != fixed.get(key, _UNSET)):
+        if changed := sorted(
+            key for key in before.keys() | fixed.keys() if before.get(key, _UNSET) != fixed.get(key, _UNSET)
+        ):
             key = changed[0]
-            raise ConfigError(f"hydra.sweeper.study_name={study.study_name}: its trials ran with other overrides ({key}: "
-                              f"{before.get(key, 'unset')} -> {fixed.get(key, 'unset')}); repeat their command to continue this "
-                              "study, or start another with hydra.sweeper.study_name=NAME")
+            raise ConfigError(
+                f"hydra.sweeper.study_name={study.study_name}: its trials ran with other overrides ({key}: "
+                f"{before.get(key, 'unset')} -> {fixed.get(key, 'unset')}); repeat their command to continue this "
+                "study, or start another with hydra.sweeper.study_name=NAME"
+            )
 
 
-def resume_study(storage: str | None, study_name: str, n_trials: int, fixed: dict | None = None) -> tuple[int, int]:
+def resume_study(
+    storage: str | None, study_name: str, n_trials: int, fixed: dict | None = None
+) -> tuple[int, int]:
     """(trials still to run, the next job number) for a study of `n_trials` trials in total, whose
     launches all had the fixed overrides `fixed` (check_same_overrides; None: not checked).
 
@@ -77,7 +90,7 @@ def resume_study(storage: str | None, study_name: str, n_trials: int, fixed: dic
     if not storage:
         return n_trials, 0
     if str(storage).startswith(SQLITE):  # SQLite creates the file, not its folder
-        Path(str(storage)[len(SQLITE):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(str(storage)[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
     import optuna
     from optuna.trial import TrialState
 
@@ -95,14 +108,17 @@ def resume_study(storage: str | None, study_name: str, n_trials: int, fixed: dic
             if trial.params:  # those it had drawn (a kill may come mid-draw); the rest are drawn anew
                 study.enqueue_trial(trial.params)
             log.warning("study %s: trial %d was interrupted; it runs again", study_name, trial.number)
-    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and INTERRUPTED not in t.user_attrs)
-               for t in trials)
+    done = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and INTERRUPTED not in t.user_attrs)
+        for t in trials
+    )
     remaining = max(0, n_trials - done)
-    log.info("study %s in %s: %d of %d trials done, %d to run", study_name, storage, done, n_trials, remaining)
+    log.info(
+        "study %s in %s: %d of %d trials done, %d to run", study_name, storage, done, n_trials, remaining
+    )
     # Job folder N holds trial N: the next trial is the first one queued, else a new one.
     return remaining, min((t.number for t in trials if t.state == TrialState.WAITING), default=len(trials))
-
-
 
 
 def reseeded_sampler(sampler_cfg, trials_before: int):
@@ -110,7 +126,12 @@ def reseeded_sampler(sampler_cfg, trials_before: int):
     trial repeated trial 0's draws (TPE's start-up trials are random ones). A launch that continues a
     study gets the seed offset by the trials it already holds: new draws, still reproducible. None
     when there is nothing to change (a new study, an unseeded or a partial (grid) sampler)."""
-    if not trials_before or sampler_cfg is None or sampler_cfg.get("seed") is None or sampler_cfg.get("_partial_"):
+    if (
+        not trials_before
+        or sampler_cfg is None
+        or sampler_cfg.get("seed") is None
+        or sampler_cfg.get("_partial_")
+    ):
         return None
     from hydra.utils import instantiate
 

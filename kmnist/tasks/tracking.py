@@ -36,7 +36,9 @@ def require_trackers(loggers: DictConfig | None) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise ConfigError(f'logger.{key}: {module} is not installed; it is an optional extra: pip install -e ".[{extra}]"') from None
+            raise ConfigError(
+                f'logger.{key}: {module} is not installed; it is an optional extra: pip install -e ".[{extra}]"'
+            ) from None
         if module == "mlflow":
             create_mlflow_store(item)
 
@@ -50,13 +52,17 @@ def create_mlflow_store(item: DictConfig) -> None:
     uri = str(item.get("tracking_uri") or "")
     if not uri.startswith("sqlite:///"):  # a server or another store type: MLflow's own business
         return
-    db = Path(uri[len("sqlite:///"):])
-    with exclusive_lock(db.with_name(f"{db.name}.lock")):  # also makes the folder (SQLite makes only the file)
+    db = Path(uri[len("sqlite:///") :])
+    with exclusive_lock(
+        db.with_name(f"{db.name}.lock")
+    ):  # also makes the folder (SQLite makes only the file)
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)  # creates the schema in a new store
         name = item.get("experiment_name") or "lightning_logs"  # MLFlowLogger's default
-        if client.get_experiment_by_name(name) is None:  # as MLFlowLogger would create it, with its artifact location
+        if (
+            client.get_experiment_by_name(name) is None
+        ):  # as MLFlowLogger would create it, with its artifact location
             client.create_experiment(name, artifact_location=item.get("artifact_location"))
 
 
@@ -86,11 +92,15 @@ def log_run_files(loggers: list, output_dir: Path, metrics: dict) -> None:
                 logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=folder or None)
         else:  # W&B: offline runs keep the files until `wandb sync`
             run = logger.experiment
-            run.summary.update({k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)})
+            run.summary.update(
+                {k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
+            )
             root = output_dir.resolve()
             for path, _ in files:  # as in the run folder: dev/confusion.png beside confusion.png, not over it
                 path = path.resolve()
-                run.save(str(path), base_path=str(root if path.is_relative_to(root) else path.parent), policy="now")
+                run.save(
+                    str(path), base_path=str(root if path.is_relative_to(root) else path.parent), policy="now"
+                )
         log.info("%s: logged %d files of %s", kind, len(files), output_dir)
 
 

@@ -47,7 +47,9 @@ def instantiate_group(group: DictConfig | None) -> list:
     """Callbacks and loggers are dicts of configs (one file each); build those with a _target_."""
     if not group:
         return []
-    return [instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item]
+    return [
+        instantiate(item) for item in group.values() if isinstance(item, DictConfig) and "_target_" in item
+    ]
 
 
 def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
@@ -59,7 +61,9 @@ def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
     if value == "last":
         candidates = sorted(log_dir.glob("runs/*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
         if not candidates:
-            raise CheckpointError(f"ckpt_path=last: no run under {log_dir / 'runs'} has a checkpoints/last.ckpt to resume")
+            raise CheckpointError(
+                f"ckpt_path=last: no run under {log_dir / 'runs'} has a checkpoints/last.ckpt to resume"
+            )
         return str(candidates[-1])
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
@@ -74,10 +78,14 @@ def ensure_data(train_path: Path) -> None:
         return
     from kmnist.data import download
 
-    message = (f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
-               f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`")
+    message = (
+        f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
+        f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`"
+    )
     if sys.stdin.isatty() and reachable(download.DEFAULT_BASE_URL):
-        answer = input(f"{train_path} is missing. Download Kannada-MNIST into {train_path.parent} now? [y/N] ")
+        answer = input(
+            f"{train_path} is missing. Download Kannada-MNIST into {train_path.parent} now? [y/N] "
+        )
         if answer.strip().lower() in ("y", "yes"):
             download.download(train_path.parent)
             return
@@ -133,26 +141,41 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer
         raise
 
 
-def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path) -> float | None:
+def find_lr(
+    cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path
+) -> float | None:
     """Lightning's LR range test; saves the plot and the suggestion into the run directory."""
     from lightning.pytorch.tuner import Tuner
 
-    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=cfg.tune.min_lr, max_lr=cfg.tune.max_lr,
-                                    num_training=cfg.tune.num_training, update_attr=False)
+    finder = Tuner(trainer).lr_find(
+        module,
+        datamodule=datamodule,
+        min_lr=cfg.tune.min_lr,
+        max_lr=cfg.tune.max_lr,
+        num_training=cfg.tune.num_training,
+        update_attr=False,
+    )
     suggestion = finder.suggestion() if finder is not None else None
     if finder is not None and trainer.is_global_zero:
         import matplotlib
 
         matplotlib.use("Agg")
         figure = finder.plot(suggest=suggestion is not None)
-        figure.axes[0].set_title(f"LR finder ({cfg.model.name}): suggestion {suggestion:.2e}" if suggestion else "LR finder")
+        figure.axes[0].set_title(
+            f"LR finder ({cfg.model.name}): suggestion {suggestion:.2e}" if suggestion else "LR finder"
+        )
         figure.savefig(output_dir / "lr_find.png", dpi=120, bbox_inches="tight")
-        (output_dir / "lr_find.json").write_text(json.dumps({"suggestion": suggestion, "lr": finder.results["lr"], "loss": finder.results["loss"]}))
+        (output_dir / "lr_find.json").write_text(
+            json.dumps({"suggestion": suggestion, "lr": finder.results["lr"], "loss": finder.results["loss"]})
+        )
     if suggestion:
         log.info("LR finder suggests %.2e", suggestion)
     else:  # Lightning needs more steps than it skips at both ends of the curve to pick a point
-        log.warning("LR finder found no learning rate to suggest (tune.num_training=%d steps: try more); "
-                    "training with the configured one", cfg.tune.num_training)
+        log.warning(
+            "LR finder found no learning rate to suggest (tune.num_training=%d steps: try more); "
+            "training with the configured one",
+            cfg.tune.num_training,
+        )
     if suggestion and cfg.tune.use_suggestion:
         module.optimizer_factory = partial(module.optimizer_factory, lr=suggestion)
         # One-cycle peaks at max_lr: follow the suggestion there too.
@@ -164,7 +187,8 @@ def find_lr(cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule
 @dataclass
 class TrainedRun:
     """What `train` built, for callers that look further than the metrics (tests, notebooks)."""
-    cfg: DictConfig              # the config the run ran with (composed + derived.yaml)
+
+    cfg: DictConfig  # the config the run ran with (composed + derived.yaml)
     output_dir: Path
     datamodule: KannadaMNISTDataModule
     module: Classifier
@@ -190,11 +214,20 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     if cfg.ckpt_path:
         check_resume_checkpoint(cfg.ckpt_path, cfg)
     if pl.utilities.rank_zero_only.rank == 0:
-        inputs = {"data.train_file": datamodule.path(datamodule.train_file),
-                  "data.val_file": datamodule.path(datamodule.val_file) if datamodule.val_file else None,
-                  **{f"data.extra_train[{i}]": datamodule.path(name) for i, name in enumerate(datamodule.extra_train)},
-                  "ckpt_path": cfg.ckpt_path}
-        write_derived(derived, output_dir / "derived.yaml", {k: str(Path(v).resolve()) if v else None for k, v in inputs.items()})
+        inputs = {
+            "data.train_file": datamodule.path(datamodule.train_file),
+            "data.val_file": datamodule.path(datamodule.val_file) if datamodule.val_file else None,
+            **{
+                f"data.extra_train[{i}]": datamodule.path(name)
+                for i, name in enumerate(datamodule.extra_train)
+            },
+            "ckpt_path": cfg.ckpt_path,
+        }
+        write_derived(
+            derived,
+            output_dir / "derived.yaml",
+            {k: str(Path(v).resolve()) if v else None for k, v in inputs.items()},
+        )
 
     module = build_module(cfg)
     distributed.cpu_without_sync_batchnorm(cfg, module)
@@ -219,15 +252,22 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
 
         best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.validate_best and best_ckpt:
-            for loader_metrics in trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False):
+            for loader_metrics in trainer.validate(
+                module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False
+            ):
                 metrics.update(loader_metrics)  # one dict per validation set (val/*, dev/*)
         else:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) else v for k, v in metrics.items()}
-    metrics.update(best_ckpt=os.path.abspath(best_ckpt) if best_ckpt else None, train_seconds=round(train_seconds, 2),
-                   epochs=trainer.current_epoch, model=cfg.model.name,
-                   # What this run's sweep ranks by, as the run resolved it (report/sweep.py reads it).
-                   optimized_metric=cfg.optimized_metric, leaderboard_metric=cfg.get("leaderboard_metric") or cfg.optimized_metric)
+    metrics.update(
+        best_ckpt=os.path.abspath(best_ckpt) if best_ckpt else None,
+        train_seconds=round(train_seconds, 2),
+        epochs=trainer.current_epoch,
+        model=cfg.model.name,
+        # What this run's sweep ranks by, as the run resolved it (report/sweep.py reads it).
+        optimized_metric=cfg.optimized_metric,
+        leaderboard_metric=cfg.get("leaderboard_metric") or cfg.optimized_metric,
+    )
 
     if trainer.is_global_zero:
         if cfg.get("report", True) and not trainer.fast_dev_run:
@@ -238,9 +278,21 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
         log_run_files(trainer.loggers, output_dir, metrics)  # after the report and metrics.json exist
         score = metrics.get(cfg.optimized_metric)
         epochs = trainer.current_epoch
-        dev = f", dev/acc = {metrics['dev/acc']:.4f}" if cfg.optimized_metric != "dev/acc" and isinstance(metrics.get("dev/acc"), float) else ""
-        log.info("%s = %s%s after %d epoch%s (%.1f s); best checkpoint: %s", cfg.optimized_metric, f"{score:.4f}" if isinstance(score, float) else score,
-                 dev, epochs, "" if epochs == 1 else "s", train_seconds, metrics["best_ckpt"])
+        dev = (
+            f", dev/acc = {metrics['dev/acc']:.4f}"
+            if cfg.optimized_metric != "dev/acc" and isinstance(metrics.get("dev/acc"), float)
+            else ""
+        )
+        log.info(
+            "%s = %s%s after %d epoch%s (%.1f s); best checkpoint: %s",
+            cfg.optimized_metric,
+            f"{score:.4f}" if isinstance(score, float) else score,
+            dev,
+            epochs,
+            "" if epochs == 1 else "s",
+            train_seconds,
+            metrics["best_ckpt"],
+        )
     finish_trackers(trainer.loggers)
     return metrics, TrainedRun(cfg, output_dir, datamodule, module, trainer)
 

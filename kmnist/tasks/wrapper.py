@@ -14,8 +14,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from omegaconf.errors import MissingMandatoryValue
 
@@ -69,7 +70,9 @@ def quiet_library_noise() -> None:
     if not any(isinstance(f, _NoAdverts) for f in logger.filters):
         logger.addFilter(_NoAdverts())
     # Lightning's own use of torch's pytree API, deprecated by this torch: nothing a user can change.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module="lightning")
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module="lightning"
+    )
 
 
 def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
@@ -81,8 +84,10 @@ def task_wrapper(task: Callable[..., T]) -> Callable[..., T]:
             return task(cfg, *args, **kwargs)
         except Exception as err:
             if isinstance(err, MissingMandatoryValue):  # a `???` option left unset, e.g. predict.py's ckpt
-                raise SystemExit(f"{_rank_prefix()}error: {err.full_key}: a required option with no default; "
-                                 f"pass {err.full_key}=... (e.g. ckpt=outputs/runs/DATE/TIME/checkpoints/last.ckpt)") from None
+                raise SystemExit(
+                    f"{_rank_prefix()}error: {err.full_key}: a required option with no default; "
+                    f"pass {err.full_key}=... (e.g. ckpt=outputs/runs/DATE/TIME/checkpoints/last.ckpt)"
+                ) from None
             if (cause := user_error(err)) is None:
                 raise
             raise SystemExit(f"{_rank_prefix()}error: {cause}") from None
@@ -117,7 +122,9 @@ def sweep_job(task: Callable[..., T]) -> Callable[..., T | None]:
                 raise
             from kmnist.utils.atomic import atomic_write_text
 
-            logging.getLogger(__name__).exception("this job crashed; the sweep goes on (sweep_continue_on_crash=true)")
+            logging.getLogger(__name__).exception(
+                "this job crashed; the sweep goes on (sweep_continue_on_crash=true)"
+            )
             reason = f"{type(err).__name__}: {err}".strip().splitlines()[-1]
             atomic_write_text(Path(output_dir) / FAILED_JOB_FILE, reason + "\n")
             return None

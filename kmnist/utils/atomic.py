@@ -49,8 +49,11 @@ def atomic_write_csv(frame, path: str | os.PathLike) -> Path:
         return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
     def write_gzip(tmp: Path) -> None:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
-                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed,
+            io.TextIOWrapper(packed, encoding="utf-8", newline="") as text,
+        ):
             frame.to_csv(text, index=False)
 
     return atomic_write(path, write_gzip)

@@ -32,7 +32,9 @@ def group_option_hints(groups: list[str]) -> tuple[list[str], list[str]]:
     hints, sound = [], []
     for override in groups:
         group, value = override.split("=", 1)
-        if group.startswith("hydra") or "(" in value:  # launchers come from plugins; sweep functions are not names
+        if (
+            group.startswith("hydra") or "(" in value
+        ):  # launchers come from plugins; sweep functions are not names
             sound.append(override)
             continue
         names = [name.strip().strip("'\"") for name in value.strip("[]").split(",") if name.strip()]
@@ -53,7 +55,9 @@ def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
 
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     # Group choices (model=dnn) change which keys exist; compose with them, and only them.
-    choices = [a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()]  # data/augment=deform: a choice, not a key
+    choices = [
+        a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()
+    ]  # data/augment=deform: a choice, not a key
     hints, groups = group_option_hints(choices)
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name=config_name, overrides=groups)

@@ -15,7 +15,11 @@ def external_rank() -> int | None:
     several tasks (SLURM_PROCID), as Lightning reads them; None when no cluster tool started us."""
     if "TORCHELASTIC_RUN_ID" in os.environ and "RANK" in os.environ:
         return int(os.environ["RANK"])
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_ID" in os.environ and "SLURM_PROCID" in os.environ:
+    if (
+        int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        and "SLURM_STEP_ID" in os.environ
+        and "SLURM_PROCID" in os.environ
+    ):
         return int(os.environ["SLURM_PROCID"])
     return None
 

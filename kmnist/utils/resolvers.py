@@ -31,6 +31,10 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("first_file"):
         OmegaConf.register_new_resolver("first_file", first_file)
     if not OmegaConf.has_resolver("metric_mode"):
-        OmegaConf.register_new_resolver("metric_mode", lambda metric: "min" if lower_is_better(metric) else "max")
+        OmegaConf.register_new_resolver(
+            "metric_mode", lambda metric: "min" if lower_is_better(metric) else "max"
+        )
     if not OmegaConf.has_resolver("metric_direction"):
-        OmegaConf.register_new_resolver("metric_direction", lambda metric: "minimize" if lower_is_better(metric) else "maximize")
+        OmegaConf.register_new_resolver(
+            "metric_direction", lambda metric: "minimize" if lower_is_better(metric) else "maximize"
+        )
