@@ -139,7 +139,7 @@ def compose_train(data_dir, tmp_path):
             cfg = compose(
                 config_name="config",
                 return_hydra_config=True,
-                overrides=[f"data.dir={data_dir}", "data.val_writers=1", *overrides],
+                overrides=[f"paths.data_dir={data_dir}", "data.val_writers=1", *overrides],
             )
         shrink(cfg, tmp_path)
         HydraConfig().set_config(cfg)

@@ -15,7 +15,7 @@ from test_ddp import LOSS_RTOL, SLICE
 
 
 def slice_args(data_dir: Path, *extra: str, epochs: int = 2) -> list[str]:
-    return [f"data.dir={data_dir}", *SLICE, f"trainer.max_epochs={epochs}", "report=false", *extra]
+    return [f"paths.data_dir={data_dir}", *SLICE, f"trainer.max_epochs={epochs}", "report=false", *extra]
 
 
 def run_dirs(log_dir: Path) -> list[Path]:
