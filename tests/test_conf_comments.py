@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import CONF
 
 # Prose lines per block of comments (example commands, "#   python ...", are not prose): an option's

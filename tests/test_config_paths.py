@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from conftest import CONF
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from kmnist.utils.deprecated_keys import apply_deprecated_keys
-
-from conftest import CONF
 
 
 def composed(config: str, *overrides: str):
