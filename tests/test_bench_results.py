@@ -4,6 +4,7 @@ machine and date, and an index (bench/results/README.md) that is what bench/resu
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,9 @@ def test_a_bench_script_records_command_machine_and_date(tmp_path, data_dir):
     assert meta["command"].startswith("python bench/data.py --file ")
     assert meta["command"].endswith(f"--repeats 1 --out {out}")
     assert results_index.NAME.match(f"data_{meta['machine']}_{meta['date']}.json")
+
+
+def test_findings_link_only_to_results_that_exist():
+    text = (BENCH / "FINDINGS.md").read_text()
+    links = re.findall(r"\]\(((?:results|submissions)/[^)]*)\)", text)
+    assert links and [link for link in links if not (BENCH / link).exists()] == []
