@@ -51,6 +51,7 @@ def test_bad_names_and_missing_or_wrong_meta_are_each_named(tmp_path):
     good = {"command": "python bench/data.py", "machine": "cpu2-avx2", "date": "2026-12-07"}
     write_json(tmp_path / "data_cpu2-avx2_2026-12-07.json", good)
     write_json(tmp_path / "tta_views_cpu_session15_width48.json", good)  # the old scheme
+    write_json(tmp_path / "tta_views_session15_cpu2-avx2_2026-12-07.json", good)  # a work period
     write_json(tmp_path / "throughput_cpu2-avx2_2026-12-31.json", good)  # date differs from meta
     write_json(tmp_path / "predict_h100_2026-12-07.json", None)  # no meta
     write_json(tmp_path / "nothing_h100_2026-12-07.json", {**good, "machine": "h100"})  # no such benchmark
@@ -62,12 +63,14 @@ def test_bad_names_and_missing_or_wrong_meta_are_each_named(tmp_path):
         "profile_x_cpu2_2026-13-01.txt",
         "throughput_cpu2-avx2_2026-12-31.json",
         "tta_views_cpu_session15_width48.json",
+        "tta_views_session15_cpu2-avx2_2026-12-07.json",
     ]
     text = "\n".join(found)
     assert "tta_views_cpu_session15_width48.json: not <what>_<machine>_<date>" in text
     assert "nothing_h100_2026-12-07.json: 'nothing' starts with no benchmark's name" in text
     assert "predict_h100_2026-12-07.json: meta lacks command, machine, date" in text
     assert "profile_x_cpu2_2026-13-01.txt: 2026-13-01 is not a date" in text
+    assert "tta_views_session15_cpu2-avx2_2026-12-07.json: names a work period" in text
     assert "meta date '2026-12-07' differs from the name's '2026-12-31'" in text
 
 
