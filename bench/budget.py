@@ -1,10 +1,11 @@
 """Validation accuracy of each architecture after a short, fixed CPU training budget.
 
-    python bench/budget.py [--models dnn,cnn,dcnn] [--epochs 1] [--out bench/budget.json] [-- extra overrides]
+    python bench/budget.py [--models dnn,cnn,dcnn] [--epochs 1] [--out FILE] [-- extra overrides]
 
 Runs the real `train.py` (default recipe: writer-held-out validation, light augmentation, Adam
 with one-cycle) for `--epochs` epochs per model in a subprocess, and collects each run's
-`metrics.json`: writer-held-out validation accuracy, training wall time and epochs.
+`metrics.json`: writer-held-out validation accuracy, training wall time and epochs. Writes
+bench/results/budget_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmeta import default_out, meta, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +57,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--models", default="dnn,cnn,dcnn")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("budget.json")))
+    parser.add_argument("--out", help="default: bench/results/budget_<machine>_<date>.json")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args(argv)
 
@@ -65,11 +68,11 @@ def main(argv=None) -> None:
             row = run(model, args.epochs, args.overrides, Path(log_dir))
             rows.append(row)
             print(
-                f"{model:<10} {args.epochs:>6} {row['val_acc']:>17.4f} {row['train_seconds']:>8.1f} {row['process_seconds']:>10.1f}",
+                f"{model:<10} {args.epochs:>6} {row['val_acc']:>17.4f} {row['train_seconds']:>8.1f} "
+                f"{row['process_seconds']:>10.1f}",
                 flush=True,
             )
-    Path(args.out).write_text(json.dumps(rows, indent=2))
-    print(f"wrote {args.out}")
+    write_result(args.out or default_out("budget"), {"rows": rows}, meta(__file__, argv))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
 """Cold and cached load time of the 60k training CSV.
 
-    python bench/data.py [--file $KMNIST_DATA/train.csv.gz] [--repeats 5] [--out bench/data.json]
+    python bench/data.py [--file $KMNIST_DATA/train.csv.gz] [--repeats 5] [--out FILE]
 
 Cold: a fresh, empty cache folder (pandas parses and validates the CSV, then the cache is
 written). Cached: the same file again through that cache (uint8 .npy files, hash-checked).
+Writes bench/results/data_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from benchmeta import default_out, meta, write_result
 
 from kmnist.data.io import read_digits
 
@@ -26,7 +28,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--file", default=str(default))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("data.json")))
+    parser.add_argument("--out", help="default: bench/results/data_<machine>_<date>.json")
     args = parser.parse_args(argv)
 
     cold, cached = [], []
@@ -48,11 +50,12 @@ def main(argv=None) -> None:
         "cached_s_min": min(cached),
     }
     print(
-        f"{'load':<8} {'mean s':>8} {'min s':>8}   ({result['rows']:,} rows, {args.repeats} repeats, {args.file})"
+        f"{'load':<8} {'mean s':>8} {'min s':>8}   "
+        f"({result['rows']:,} rows, {args.repeats} repeats, {args.file})"
     )
     print(f"{'cold':<8} {result['cold_s_mean']:>8.3f} {result['cold_s_min']:>8.3f}")
     print(f"{'cached':<8} {result['cached_s_mean']:>8.3f} {result['cached_s_min']:>8.3f}")
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_result(args.out or default_out("data", "cpu"), result, meta(__file__, argv, "cpu"))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 # 3. dev-ranked grids (conf/hparams_search/dev_*.yaml, every arm 3 seeds): each writes its
 #    leaderboard.md with an "Arms" table (dev/acc mean ± std) into WORK_DIR/grids/NAME;
 # 4. the TTA view sets (bench/tta_views.py) on the pipeline's members: WORK_DIR/tta_views.json.
+# Kept results go to bench/results/ as <what>_<machine>_<date>.<ext> (the JSON's meta names the
+# machine and date), then `python bench/results_index.py` rewrites the index there.
 # GRIDS picks and orders the grids; PIPELINE_TRAIN / SEEDS / ROUNDS set the pipeline's recipe (ROUNDS
 # defaults to 2 here to leave the grids time; the pipeline's own default is 3); PIPELINE_OPTS adds pipeline options.
 # Needs KMNIST_DATA. Smoke-test without a GPU (seconds per run):

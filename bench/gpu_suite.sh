@@ -3,6 +3,8 @@
 # Steps run in priority order, each under its own time limit, so one slow step cannot eat the
 # rest; after each step WORK_DIR holds its JSON, logs, submissions and the flagship checkpoints.
 # Needs KMNIST_DATA (train/test/dig .csv.gz). Prints one summary table per benchmark.
+# Kept JSON goes to bench/results/ as <what>_<machine>_<date>.json (its meta names the machine and
+# date; e.g. time_to_accuracy_best_gpu_h100_2026-11-26.json), then `python bench/results_index.py`.
 set -u
 W=${1:?usage: bash bench/gpu_suite.sh WORK_DIR}
 mkdir -p "$W"/sub "$W"/ckpts

@@ -9,7 +9,8 @@ process, timed by wall clock from its start to its score: imports, CSV loading, 
 predicting the dev file (test_dev.csv.gz: 4 test writers neither ever trained on). TensorFlow is
 not a kmnist dependency: `python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu pandas`.
 The target (issue #12): quick's dev accuracy >= Keras', in at most half of Keras' wall time.
-`--per-epoch` also times CNN1 per epoch in both frameworks (the older comparison).
+`--per-epoch` also times CNN1 per epoch in both frameworks (the older comparison). Writes
+bench/results/keras_cnn1_quick_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmeta import default_out, meta, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +197,8 @@ def per_epoch_table(args) -> dict:
     print(f"{'framework':<40} {'first epoch':>12} {'last epoch':>11} {'val acc':>8}")
     for row in rows:
         print(
-            f"{row['framework']:<40} {row['epoch_seconds'][0]:>12.1f} {row['epoch_seconds'][-1]:>11.1f} {row['val_acc']:>8.4f}"
+            f"{row['framework']:<40} {row['epoch_seconds'][0]:>12.1f} {row['epoch_seconds'][-1]:>11.1f} "
+            f"{row['val_acc']:>8.4f}"
         )
     return {"epochs": args.epochs, "rows": rows}
 
@@ -212,7 +216,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--train-csv", help=argparse.SUPPRESS)
     parser.add_argument("--dev-csv", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("keras_cnn1.json")))
+    parser.add_argument("--out", help="default: bench/results/keras_cnn1_quick_<machine>_<date>.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -227,19 +231,22 @@ def main(argv=None) -> None:
     print(f"{'run':<62} {'wall s':>7} {'train s':>8} {'dev acc':>8}")
     for row in (keras, quick):
         print(
-            f"{row['what']:<62} {row['wall_seconds']:>7.1f} {row['train_seconds']:>8.1f} {row['dev_acc']:>8.4f}"
+            f"{row['what']:<62} {row['wall_seconds']:>7.1f} {row['train_seconds']:>8.1f} "
+            f"{row['dev_acc']:>8.4f}"
         )
     ratio = quick["wall_seconds"] / keras["wall_seconds"]
     met = quick["dev_acc"] >= keras["dev_acc"] and ratio <= 0.5
     print(
-        f"quick takes {ratio:.2f}x Keras' wall time at {100 * (quick['dev_acc'] - keras['dev_acc']):+.2f} points of dev "
+        f"quick takes {ratio:.2f}x Keras' wall time at "
+        f"{100 * (quick['dev_acc'] - keras['dev_acc']):+.2f} points of dev "
         f"accuracy: target {'met' if met else 'NOT met'} (>= Keras' accuracy in <= 0.5x its time)"
     )
     result = {"end_to_end": [keras, quick], "wall_ratio": ratio, "target_met": met}
     if args.per_epoch:
         args.epochs, args.train_csv = 2, str(data_dir / "train.csv.gz")
         result["per_epoch"] = per_epoch_table(args)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    what = "keras_cnn1_quick" + ("_per_epoch" if args.per_epoch else "")
+    write_result(args.out or default_out(what), result, meta(__file__, argv))
 
 
 if __name__ == "__main__":

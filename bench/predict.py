@@ -1,18 +1,18 @@
 """Wall time of `predict.py` on the 10,000-image test file, end to end, and the inference loop's
 images/s alone.
 
-    python bench/predict.py CKPT [--input $KMNIST_DATA/test.csv.gz] [--repeats 3] [--tta] [--precision 32-true|bf16-mixed|auto]
-                            [--out bench/predict.json]
+    python bench/predict.py CKPT [--input $KMNIST_DATA/test.csv.gz] [--repeats 3] [--tta]
+                            [--precision 32-true|bf16-mixed|auto] [--out FILE]
 
 End to end: process start to submission written (imports, checkpoint, CSV through the parse
 cache, inference, atomic write), the cache warmed by one untimed run first. Loop: the same
-checkpoint's `predict_proba` over the file's images in this process, after a warm-up.
+checkpoint's `predict_proba` over the file's images in this process, after a warm-up. Writes
+bench/results/predict[_tta]_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchmeta import default_out, meta, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--precision", default="32-true", help="predict.py's precision= (bf16 autocast: bf16-mixed, or auto)"
     )
-    parser.add_argument("--out", default=str(Path(__file__).with_name("predict.json")))
+    parser.add_argument("--out", help="default: bench/results/predict_<machine>_<date>.json")
     args = parser.parse_args(argv)
 
     walls = []
@@ -90,11 +91,13 @@ def main(argv=None) -> None:
         "loop_img_s_mean": statistics.mean(loops),
     }
     print(
-        f"predict.py end to end ({len(images):,} rows, tta={args.tta}, precision={args.precision}): mean {result['end_to_end_s_mean']:.2f} s, "
+        f"predict.py end to end ({len(images):,} rows, tta={args.tta}, precision={args.precision}): "
+        f"mean {result['end_to_end_s_mean']:.2f} s, "
         f"min {result['end_to_end_s_min']:.2f} s over {args.repeats}"
     )
     print(f"inference loop: {result['loop_img_s_mean']:,.0f} images/s")
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    what = "predict" + ("_tta" if args.tta else "")
+    write_result(args.out or default_out(what, "cpu"), result, meta(__file__, argv, "cpu"))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
 """Training and inference images/s for every registered architecture.
 
     python bench/throughput.py [--models cnn,dnn] [--batch-sizes 256,1024] [--device cpu|cuda]
-                               [--channels-last] [--compile] [--bf16] [--seconds 3] [--out bench/throughput.json]
+                               [--channels-last] [--compile] [--bf16] [--seconds 3] [--out FILE]
 
 Measures the network alone (forward + loss + backward + fused Adam step, as conf/optim/adam.yaml,
-for training; forward under inference_mode for inference) on random inputs of each model's own input shape, after warm-up
-steps, as the mean over a fixed wall-time budget. Prints a table and writes JSON.
+for training; forward under inference_mode for inference) on random inputs of each model's own
+input shape, after warm-up steps, as the mean over a fixed wall-time budget. Prints a table and writes JSON:
+bench/results/throughput_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
+from benchmeta import default_out, meta, write_result
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -62,7 +63,8 @@ def bench_model(
     compile_: bool,
     bf16: bool | None = None,
 ) -> dict:
-    """bf16: autocast to bfloat16 (None: on CUDA only, as trainer=gpu does; True on CPU uses AMX where present)."""
+    """bf16: autocast to bfloat16 (None: on CUDA only, as trainer=gpu does; True on CPU uses AMX where
+    present)."""
     cfg = model_config(name)
     net = build_network(cfg).to(device)
     params = sum(p.numel() for p in net.parameters())
@@ -119,7 +121,7 @@ def main(argv=None) -> None:
         "--bf16", action="store_true", help="also measure bf16 autocast on the CPU (always on with CUDA)"
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per measurement")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("throughput.json")))
+    parser.add_argument("--out", help="default: bench/results/throughput_<machine>_<date>.json")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -131,11 +133,14 @@ def main(argv=None) -> None:
         + ([(args.channels_last, False, True)] if args.bf16 and device.type == "cpu" else [])
     )
     rows = []
-    header = f"{'model':<10} {'params':>11} {'batch':>6} {'ch_last':>7} {'compile':>7} {'bf16':>5} {'train img/s':>12} {'infer img/s':>12}"
-    print(
-        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads), torch {torch.__version__}"
+    header = (
+        f"{'model':<10} {'params':>11} {'batch':>6} {'ch_last':>7} {'compile':>7} {'bf16':>5} "
+        f"{'train img/s':>12} {'infer img/s':>12}"
     )
+    dev_name = (
+        torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
+    )
+    print(f"device: {device} ({dev_name}, {torch.get_num_threads()} threads), torch {torch.__version__}")
     print(header)
     for name in args.models.split(","):
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
@@ -143,22 +148,19 @@ def main(argv=None) -> None:
                 row = bench_model(name, batch_size, device, args.seconds, channels_last, compile_, bf16)
                 rows.append(row)
                 print(
-                    f"{name:<10} {row['params']:>11,} {batch_size:>6} {str(channels_last):>7} {str(compile_):>7} {str(row['bf16']):>5} "
+                    f"{name:<10} {row['params']:>11,} {batch_size:>6} {str(channels_last):>7} "
+                    f"{str(compile_):>7} {str(row['bf16']):>5} "
                     f"{row['train_img_s']:>12,.0f} {row['infer_img_s']:>12,.0f}",
                     flush=True,
                 )
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "device": str(device),
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {args.out}")
+    result = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    where = device.type
+    write_result(args.out or default_out("throughput", where), result, meta(__file__, argv, where))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 (`dev/acc`: test_dev.csv.gz, which experiment=best* validate on), and its final accuracy there,
 mean ± std over seeds. `--metric val/acc` times the held-out training writers instead.
 
-    python bench/time_to_accuracy.py [--experiment best] [--runs 1] [--metric dev/acc] [--thresholds 0.98,0.985]
-                                     [--out bench/time_to_accuracy.json] [--keep DIR] [-- overrides]
+    python bench/time_to_accuracy.py [--experiment best] [--runs 1] [--metric dev/acc]
+                                     [--thresholds 0.98,0.985] [--out FILE] [--keep DIR] [-- overrides]
 
 Runs the real `train.py experiment=best` (or `--experiment best_gpu`; extra Hydra overrides after
 `--`) for seeds 0..runs-1 as one Hydra multirun in one process (so imports and the data load are
@@ -11,6 +11,8 @@ paid once), and reads each run's metrics.csv, where the TrainTimer callback logs
 `time/train_seconds` (training wall time, validation excluded) and `time/epoch_seconds` at every
 validation. Warm-up (cuDNN autotuning, torch.compile) is the first epoch's excess over the median
 later epoch; times to accuracy are given with and without it. Process time covers everything.
+Writes bench/results/time_to_accuracy_<experiment>_<machine>_<date>.json unless --out says
+otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmeta import default_out, meta, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +61,8 @@ def read_run(seed: int, run_dir: Path, metric: str) -> dict:
     metrics = pd.read_csv(run_dir / "csv" / "metrics.csv")
     if metric not in metrics:
         raise SystemExit(
-            f"error: --metric {metric}: the run logged no such metric (logged: {', '.join(metrics.columns)}); "
+            f"error: --metric {metric}: the run logged no such metric "
+            f"(logged: {', '.join(metrics.columns)}); "
             "dev/acc needs data.val_file"
         )
     columns = ["epoch", metric, "time/train_seconds"] + (
@@ -100,7 +104,9 @@ def main(argv=None) -> None:
         "--metric", default="dev/acc", help="dev/acc (the dev writers) or val/acc (held-out training writers)"
     )
     parser.add_argument("--thresholds", default="0.98,0.985")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("time_to_accuracy.json")))
+    parser.add_argument(
+        "--out", help="default: bench/results/time_to_accuracy_<experiment>_<machine>_<date>.json"
+    )
     parser.add_argument(
         "--keep", help="keep the runs (checkpoints, logs) under this folder instead of a temporary one"
     )
@@ -156,24 +162,22 @@ def main(argv=None) -> None:
     finals = [r["final"] for r in runs]
     spread = f" ± {statistics.stdev(finals):.4f} (std)" if len(finals) > 1 else ""
     print(
-        f"final {args.metric} of the kept checkpoints over {len(runs)} run(s): {statistics.mean(finals):.4f}{spread}"
+        f"final {args.metric} of the kept checkpoints over {len(runs)} run(s): "
+        f"{statistics.mean(finals):.4f}{spread}"
     )
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "experiment": args.experiment,
-                "overrides": args.overrides,
-                "device": device,
-                "metric": args.metric,
-                "process_seconds": round(process_seconds, 1),
-                "runs": table,
-                "curves": [r["curve"] for r in runs],
-                "mean_final": statistics.mean(finals),
-                "std_final": statistics.stdev(finals) if len(finals) > 1 else None,
-            },
-            indent=2,
-        )
-    )
+    result = {
+        "experiment": args.experiment,
+        "overrides": args.overrides,
+        "device": device,
+        "metric": args.metric,
+        "process_seconds": round(process_seconds, 1),
+        "runs": table,
+        "curves": [r["curve"] for r in runs],
+        "mean_final": statistics.mean(finals),
+        "std_final": statistics.stdev(finals) if len(finals) > 1 else None,
+    }
+    out = args.out or default_out(f"time_to_accuracy_{args.experiment}")
+    write_result(out, result, meta(__file__, argv))
 
 
 if __name__ == "__main__":

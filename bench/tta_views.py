@@ -1,16 +1,16 @@
 """Which test-time views help on new writers? Dev accuracy of every TTA view set
 (`kmnist/data/tta.py`), for each checkpoint alone and for their ensemble.
 
-    python bench/tta_views.py CKPT [CKPT ...] [--input $KMNIST_DATA/test_dev.csv.gz] [--out bench/tta_views.json]
+    python bench/tta_views.py CKPT [CKPT ...] [--input $KMNIST_DATA/test_dev.csv.gz] [--out FILE]
 
 Each model sees each distinct view once; a set's probabilities are then the mean over its views,
-exactly what `predict.py tta=SET` computes. Dev labels only score, never choose a model.
+exactly what `predict.py tta=SET` computes. Dev labels only score, never choose a model. Writes
+bench/results/tta_views_<machine>_<date>.json unless --out says otherwise (benchmeta.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchmeta import default_out, meta, write_result
 
 from kmnist.data.io import read_digits
 from kmnist.data.tta import VIEW_SETS
@@ -32,7 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("ckpt", nargs="+")
     parser.add_argument("--input", default=str(default))
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("tta_views.json")))
+    parser.add_argument("--out", help="default: bench/results/tta_views_<machine>_<date>.json")
     args = parser.parse_args(argv)
 
     table = read_digits(args.input)
@@ -72,13 +73,15 @@ def main(argv=None) -> None:
         )
 
     print(
-        f"{args.input}: {len(table):,} rows, {len(args.ckpt)} checkpoints, {len(views)} distinct views, {seconds:.1f} s of inference"
+        f"{args.input}: {len(table):,} rows, {len(args.ckpt)} checkpoints, {len(views)} distinct views, "
+        f"{seconds:.1f} s of inference"
     )
     print("| view set | views | each model alone: acc % mean ± std | ensemble acc % |")
     print("|---|---:|---:|---:|")
     for row in rows:
         print(
-            f"| {row['set']} | {row['views']} | {100 * row['alone_mean']:.2f} ± {100 * row['alone_std']:.2f} | {100 * row['ensemble']:.2f} |"
+            f"| {row['set']} | {row['views']} | {100 * row['alone_mean']:.2f} ± {100 * row['alone_std']:.2f} "
+            f"| {100 * row['ensemble']:.2f} |"
         )
     result = {
         "input": args.input,
@@ -89,7 +92,8 @@ def main(argv=None) -> None:
         "inference_s": seconds,
         "sets": rows,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    where = str(device)
+    write_result(args.out or default_out("tta_views", where), result, meta(__file__, argv, where))
 
 
 if __name__ == "__main__":

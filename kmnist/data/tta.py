@@ -39,7 +39,7 @@ VIEW_SETS: dict[str, tuple[View, ...]] = {
     "shifts": SHIFTS,  # `tta=true`: the image and its one-pixel shifts
     "rotations": ROTATIONS,
     "zooms": ZOOMS,
-    "affine": SHIFTS + ROTATIONS[1:] + ZOOMS[1:],  # the pipeline's default: best on dev (bench/RESULTS.md)
+    "affine": SHIFTS + ROTATIONS[1:] + ZOOMS[1:],  # the pipeline's default: best on dev (bench/FINDINGS.md)
 }
 
 

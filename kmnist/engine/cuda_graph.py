@@ -1,7 +1,7 @@
 """A training step's forward, loss and backward replayed as one CUDA graph.
 
 Why: on an H100, a KResNet step on a batch of 1,024 is about 2.6 ms of GPU work, but some 250
-kernel launches plus Python bookkeeping took 11-14 ms of host time (bench/RESULTS.md, measured
+kernel launches plus Python bookkeeping took 11-14 ms of host time (bench/FINDINGS.md, measured
 with kmnist.callbacks.profiling.StepProfiler), so the GPU sat idle most of each step. A graph launches all
 of forward and backward at once. The optimiser step stays outside the graph (a fused optimiser
 is one or two kernels anyway), so learning-rate and momentum schedules work unchanged. This is

@@ -2,7 +2,7 @@
 computes bf16 natively, float32 elsewhere.
 
 Lightning has no "auto" precision. bf16 autocast doubles a KResNet's CPU training speed on a CPU
-with AVX512-BF16 or AMX (bench/RESULTS.md), but on one without them (AVX2 only) oneDNN emulates
+with AVX512-BF16 or AMX (bench/FINDINGS.md), but on one without them (AVX2 only) oneDNN emulates
 bf16 and it is slower than float32. A recipe that names one precision would be slow on one of the
 two, so the recipe says `auto` and the run records what it resolved to (`derived.yaml`).
 """
