@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import CONF
+from conftest import CONF, ROOT
 
 # Prose lines per block of comments (example commands, "#   python ...", are not prose): an option's
 # comment is short; a file's header, the block before its first key, may say a little more.
@@ -62,3 +62,13 @@ def test_the_checker_finds_long_blocks_and_unreferenced_figures():
 @pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
 def test_conf_comments_are_short_and_figures_referenced(path):
     assert check(path.read_text()) == []
+
+
+def test_every_bench_file_a_comment_cites_exists():
+    cited = {
+        match.rstrip(".,:;")
+        for path in CONF.rglob("*.yaml")
+        for match in re.findall(r"bench/[\w./*-]+", path.read_text())
+    }
+    missing = sorted(ref for ref in cited if not list(ROOT.glob(ref)))
+    assert cited and missing == []
