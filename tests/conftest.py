@@ -69,7 +69,7 @@ def pytest_xdist_node_collection_finished(node, ids):
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory) -> Path:
-    """Every test session parses into its own cache, never the user's ~/.cache/kmnist."""
+    """Every pytest session parses into its own cache, never the user's ~/.cache/kmnist."""
     cache = tmp_path_factory.mktemp("cache")
     os.environ["KMNIST_CACHE"] = str(cache)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -167,7 +167,7 @@ def run_cli(script: str, *args: str, cwd: Path, timeout: int = 600):
 @pytest.fixture(scope="session")
 def one_process_slice(data_dir, tmp_path_factory) -> Path:
     """The run directory of one process on the DDP equivalence setting (tests/scale_out.py): what
-    torchrun and SLURM's DDP jobs must equal. Run once a session."""
+    torchrun and SLURM's DDP jobs must equal. Run once per pytest session."""
     from scale_out import run_dirs, slice_args
 
     log_dir = tmp_path_factory.mktemp("one_process")

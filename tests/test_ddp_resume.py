@@ -20,8 +20,8 @@ EPOCHS = 3
 
 
 def start_ddp(data_dir, log_dir, *extra: str, epochs: int = EPOCHS) -> subprocess.Popen:
-    """`python train.py trainer=ddp` in a session of its own: rank 0 and the rank it starts share
-    its process group, so one killpg reaches the whole job."""
+    """`python train.py trainer=ddp` in a process group of its own (start_new_session): rank 0 and
+    the rank it starts share it, so one killpg reaches the whole job."""
     return subprocess.Popen(
         [
             sys.executable,

@@ -34,14 +34,14 @@ TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontr
 
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory) -> dict:
-    """The environment that points SLURM's commands at a cluster started for this session."""
+    """The environment that points SLURM's commands at a cluster started for this pytest session."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.skip(
             f"SLURM tests need Debian's slurm-wlm and munge (apt-get install slurm-wlm munge): "
             f"{', '.join(missing)} not found"
         )
-    # .ci/run names the folder, so that its trap can stop the daemons should this session be killed.
+    # .ci/run names the folder, so that its trap can stop the daemons should pytest be killed.
     state = (
         Path(os.environ["KMNIST_SLURM_DIR"])
         if os.environ.get("KMNIST_SLURM_DIR")
@@ -55,7 +55,7 @@ def slurm(tmp_path_factory) -> dict:
         subprocess.run([str(CLUSTER), "stop", str(state)], capture_output=True, timeout=120)
         reason = "timed out" if up is None else (up.stderr.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"the SLURM cluster did not come up within a minute ({reason}); logs in {state}")
-    # Jobs inherit this environment (sbatch --export=ALL): drop any SLURM job this session runs in.
+    # Jobs inherit this environment (sbatch --export=ALL): drop any SLURM job pytest itself runs in.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
     env.update(SLURM_CONF=str(state / "slurm.conf"), PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="1")
     yield env
