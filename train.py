@@ -18,9 +18,8 @@ def main(cfg: DictConfig) -> float | None:
     from kmnist.tasks.train import train
 
     result = sweep_job(task_wrapper(train))(cfg)
-    if (
-        result is None
-    ):  # a sweep's crashed job (sweep_continue_on_crash): None is a failed trial to Optuna (NaN breaks its tell)
+    # A sweep's crashed job (sweep_continue_on_crash): None is a failed trial to Optuna (NaN breaks its tell).
+    if result is None:
         return None
     metrics, run = result
     return metrics.get(

@@ -1,8 +1,8 @@
 """The project's error types for a user's input: each message names the option or file at fault.
 
 Every error class lives here, and this module imports nothing from kmnist, so any layer can
-raise them without an import circle. Entry points print these as one `error: ...` line, without a traceback (kmnist.tasks.wrapper);
-anything else is a bug and keeps its traceback.
+raise them without an import circle. Entry points print these as one `error: ...` line, without a
+traceback (kmnist.tasks.wrapper); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

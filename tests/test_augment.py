@@ -16,7 +16,8 @@ from kmnist.errors import ConfigError
 
 
 def digit_batch(n: int = 16) -> torch.Tensor:
-    """The same centred bar (a stand-in stroke) repeated: any difference between outputs is the augmentation's."""
+    """The same centred bar (a stand-in stroke) repeated: any difference between outputs is the
+    augmentation's."""
     x = torch.zeros(n, 1, 28, 28)
     x[:, :, 8:20, 12:16] = 1.0
     return x

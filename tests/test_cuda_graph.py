@@ -81,7 +81,7 @@ def test_cuda_graph_refuses_what_it_cannot_combine_with(compose_train, option):
 
 def test_resuming_across_the_switch_is_refused(compose_train, tmp_path):
     """The two loops count steps apart: a resumed run would restart its step count."""
-    # scheduler=none: a one-cycle schedule cannot be extended to a second epoch at all (kmnist/engine/resumable.py)
+    # scheduler=none: a one-cycle schedule cannot be extended to a second epoch (engine/resumable.py).
     train(compose_train("model=cnn", "report=false", "validate_best=false", "scheduler=none"))
     cfg = compose_train(
         "model=cnn",

@@ -197,7 +197,8 @@ def test_a_writer_split_of_a_file_out_of_the_official_order_is_refused(data_dir,
     shuffled = KannadaMNISTDataModule(dir=str(tmp_path), val_writers=1, val_file=None)
     with pytest.raises(
         DataError,
-        match=r"train.csv.gz: only 1\d% of its rows keep the official order .* data.split=writer would be a random split",
+        match=r"train.csv.gz: only 1\d% of its rows keep the official order "
+        r".* data.split=writer would be a random split",
     ):
         shuffled.setup("fit")
     # Relabelled in place (a label fixed, or all of them permuted) it keeps its writers.

@@ -45,8 +45,13 @@ def test_the_quickstart_notebook_runs_end_to_end(data_dir, tmp_path):
 
 
 def test_import_kmnist_stays_light():
-    """The notebook API loads on first use (the notebook above uses it); `import kmnist` alone loads no framework."""
-    light = "import sys, kmnist; print(sorted(m for m in ('torch', 'hydra', 'lightning') if m in sys.modules), 'train' in dir(kmnist))"
+    """The notebook API loads on first use (the notebook above uses it); `import kmnist` alone loads no
+    framework."""
+    light = (
+        "import sys, kmnist; "
+        "print(sorted(m for m in ('torch', 'hydra', 'lightning') if m in sys.modules), "
+        "'train' in dir(kmnist))"
+    )
     done = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "True"]
 
@@ -77,7 +82,8 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
     # With a dev set, not a word that data.val_file is null; the set it has is named.
     with pytest.raises(
         ConfigError,
-        match=r"^split='val': .*\(data.split=writer, data.val_writers=0\); its data.val_file set is split='dev'$",
+        match=r"^split='val': .*\(data.split=writer, data.val_writers=0\); "
+        r"its data.val_file set is split='dev'$",
     ):
         kmnist.show_batch(
             f"data.dir={data_dir}", "data.val_writers=0", "data.val_file=${dev_file}", split="val"

@@ -76,7 +76,7 @@ def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
     assert list(stages) == ["ensemble", "pseudo1", "distilled"]
     assert summary["tta"] == "affine" and summary["precision"] == "32-true"  # how the stages were predicted
     dev = read_digits(data_dir / "test_dev.csv.gz")
-    # The ensemble's dev accuracy is its members' probabilities averaged over the default view set, recomputed here.
+    # The ensemble's dev accuracy: its members' probabilities averaged over the default views, recomputed.
     assert summary["tta"] == "affine"
     members = [load_checkpoint(p) for p in stages["ensemble"]["checkpoints"]]
     probs = predict_proba(members, dev.images, tta="affine", progress=False)
@@ -125,9 +125,9 @@ def test_a_missing_checkpoint_is_refused_in_one_line(data_dir, tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert (
-        done.stderr.strip().splitlines()[-1]
-        == f"error: {tmp_path / 'typo.ckpt'}: checkpoint not found (checkpoints=[...] takes .ckpt files written by train.py)"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'typo.ckpt'}: checkpoint not found "
+        "(checkpoints=[...] takes .ckpt files written by train.py)"
     )
 
 
@@ -253,7 +253,7 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     (old_student,) = before["distilled"]["checkpoints"]
     old_student_bytes = Path(old_student).read_bytes()
     pd.read_csv(student_labels).iloc[:-1].to_csv(student_labels, index=False)
-    # The same paths, other contents: a labeller trained anew in place (its folder deleted, as a refusal suggests).
+    # Same paths, other contents: a labeller trained anew in place (its folder deleted, as a refusal says).
     (root / "distilled" / "test_labelled_by_ensemble.labelled_by.json").write_text(
         json.dumps(
             {
@@ -271,8 +271,8 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
     refused = resume("distill.seed=7", name="other_options")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"error: resume: {root} was made with other options (distill.seed: 100 -> 7); repeat the first command's "
-        "options, or leave out resume= to start a new pipeline"
+        f"error: resume: {root} was made with other options (distill.seed: 100 -> 7); "
+        "repeat the first command's options, or leave out resume= to start a new pipeline"
     )
     # A run folder whose recipe changed since (conf/ edited between sessions) is refused too, by name.
     saved = root / "members" / "0" / ".hydra" / "config.yaml"
@@ -410,7 +410,7 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
             "accelerator=tpu",
             "accelerator=tpu: expected auto, cpu, gpu (or gpu:N) or mps",
         ),  # was a torch traceback after the members trained
-        # Values train.py refuses: they composed, so the first members trained (hours) before the last was refused.
+        # Values train.py refuses: they composed, so the first members trained (hours) before the last failed.
         (
             "members=['seed=0','model=dnn seed=x']",
             "members[1]='model=dnn seed=x': seed='x': expected an integer",

@@ -1,4 +1,5 @@
-"""kmnist.callbacks.profiling.StepProfiler through a real fit: a window of steps profiled, one report written."""
+"""kmnist.callbacks.profiling.StepProfiler through a real fit: a window of steps profiled, one report
+written."""
 
 from __future__ import annotations
 

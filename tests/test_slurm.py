@@ -1,11 +1,11 @@
 """kmnist on a real SLURM cluster: one node on 127.0.0.1 brought up by tests/slurm/cluster.sh
-(munged, slurmctld, slurmd; state in a temporary folder) for this session and stopped after it.
+(munged, slurmctld, slurmd; state in a temporary folder) for the pytest session and stopped after it.
 Skipped, with the reason, where Debian's slurm-wlm and munge are not installed or the cluster
 does not come up within a minute.
 
 - a 2-job sweep through the submitit SLURM launcher (`-m hydra/launcher=slurm`);
-- a 2-task DDP job whose ranks SLURM starts (`--ntasks-per-node=2`, `srun`, Lightning's SLURM environment), equal to
-  one process on test_ddp.py's setting;
+- a 2-task DDP job whose ranks SLURM starts (`--ntasks-per-node=2`, `srun`, Lightning's SLURM
+  environment), equal to one process on test_ddp.py's setting;
 - a job preempted with `scancel --signal=TERM` that saves last.ckpt, and its resubmission that
   resumes from it and ends where an uninterrupted job ends.
 """
@@ -25,7 +25,7 @@ import torch
 from conftest import ROOT
 from scale_out import assert_same_run, free_port, run_dirs, slice_args, wait_for
 
-# One cluster a session, and the same one-process reference as test_torchrun.py: one xdist worker runs them all.
+# One cluster per pytest run, and test_torchrun.py's one-process reference: one xdist worker runs them all.
 pytestmark = pytest.mark.xdist_group("scale_out")
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -141,7 +141,7 @@ def test_a_sweep_through_the_submitit_slurm_launcher(slurm, data_dir, tmp_path):
         metrics = pd.read_json(sweep / str(job) / "metrics.json", typ="series")
         assert 0 <= metrics["val/acc"] <= 1 and metrics["epochs"] == 1
         assert board.loc[board["job"] == job, "val/acc"].item() == pytest.approx(metrics["val/acc"])
-    # Each ran as a SLURM job of its own (one array job, two tasks): submitit's folder per job id holds its log.
+    # Each ran as a SLURM job of its own (one array job, two tasks): submitit's folder per job holds its log.
     assert len({p.parent.name for p in (sweep / ".submitit").glob("*/*_log.out")}) == 2
 
 
@@ -214,7 +214,8 @@ def test_a_preempted_job_resumes_from_last_ckpt_to_the_same_result(slurm, data_d
             tmp_path / f"{name}.out"
         ).read_text()[-3000:]
     print(
-        f"preempted ({state['JobState']}, exit {state['ExitCode']}) at epoch {saved['epoch']} step {saved['global_step']}; "
+        f"preempted ({state['JobState']}, exit {state['ExitCode']}) "
+        f"at epoch {saved['epoch']} step {saved['global_step']}; "
         "resumed vs uninterrupted:",
         assert_same_run(tmp_path / "resumed", tmp_path / "straight", exact=True),
     )

@@ -126,7 +126,8 @@ def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
         "the first sweep had ended already (too quick to test)\n" if first.poll() == 0 else ""
     ) + second.stderr[-3000:]
     assert second.stderr.strip().splitlines()[-1] == (
-        f"error: hydra.sweeper.study_name=dnn: another sweep is running this study (lock {sweep / 'study.db.dnn.lock'}); "
+        "error: hydra.sweeper.study_name=dnn: another sweep is running this study "
+        f"(lock {sweep / 'study.db.dnn.lock'}); "
         "wait for it to end, or use another hydra.sweeper.study_name or hydra.sweeper.storage"
     )
 
@@ -151,7 +152,8 @@ def test_a_study_continued_with_other_overrides_is_refused(data_dir, tmp_path):
     changed = run_cli("train.py", *other, "hydra.sweeper.n_trials=2", cwd=tmp_path)
     assert changed.returncode == 1, changed.stderr[-3000:]
     assert changed.stderr.strip().splitlines()[-1] == (
-        "error: hydra.sweeper.study_name=dnn: its trials ran with other overrides (trainer.limit_train_batches: 3 -> 5); "
+        "error: hydra.sweeper.study_name=dnn: its trials ran with other overrides "
+        "(trainer.limit_train_batches: 3 -> 5); "
         "repeat their command to continue this study, or start another with hydra.sweeper.study_name=NAME"
     )
     db = tmp_path / "multirun" / "optuna" / "dnn" / "study.db"

@@ -107,7 +107,8 @@ def test_launcher_and_search_configs_compose(overrides, check):
 
 @pytest.mark.slow
 def test_submitit_local_runs_each_job_in_a_process_of_its_own(data_dir, tmp_path):
-    """hydra/launcher=submitit_local: real processes started through submitit, as on SLURM without a cluster."""
+    """hydra/launcher=submitit_local: real processes started through submitit, as on SLURM without a
+    cluster."""
     done = run_cli(
         "train.py",
         "-m",
@@ -184,7 +185,8 @@ def test_a_crashed_job_leaves_the_other_jobs_ranked(data_dir, tmp_path, keep_goi
     # Ranked, then the exit status still says a job crashed (scripts check it), in one line naming it.
     assert done.returncode == 1, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: 1 job of this sweep crashed (job 0: RuntimeError: Function 'LogSoftmaxBackward0' returned nan values in its 0th output.); "
+        "error: 1 job of this sweep crashed "
+        "(job 0: RuntimeError: Function 'LogSoftmaxBackward0' returned nan values in its 0th output.); "
         f"the others are ranked in {sweep}/leaderboard.md"
     )
     board = pd.read_csv(sweep / "leaderboard.csv").set_index("job")

@@ -83,7 +83,8 @@ def post_json(url: str, payload: dict) -> dict:
 
 @contextlib.contextmanager
 def mlflow_ui(store: str):
-    """`mlflow ui` on 127.0.0.1, in its own process group (it starts workers and a job runner), stopped by its pid."""
+    """`mlflow ui` on 127.0.0.1, in its own process group (it starts workers and a job runner), stopped
+    by its pid."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -114,7 +115,8 @@ def mlflow_ui(store: str):
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (
-                    f"mlflow ui did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
+                    "mlflow ui did not start: "
+                    f"{server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
                 )
                 time.sleep(0.5)
         yield url
@@ -161,8 +163,9 @@ from kmnist.tasks.tracking import require_trackers
 
 conf, log_dir, job, go = sys.argv[1:]
 with initialize_config_dir(version_base="1.3", config_dir=conf):
-    cfg = compose(config_name="config", overrides=["logger=mlflow", f"paths.log_dir={log_dir}", f"paths.output_dir={log_dir}/{job}"])
-import mlflow, lightning.pytorch.loggers  # noqa: E401,F401  loaded before the start: the jobs reach the store together
+    overrides = ["logger=mlflow", f"paths.log_dir={log_dir}", f"paths.output_dir={log_dir}/{job}"]
+    cfg = compose(config_name="config", overrides=overrides)
+import mlflow, lightning.pytorch.loggers  # noqa: E401,F401  loaded first: the jobs reach the store together
 Path(log_dir, f"ready{job}").touch()
 while not Path(go).exists():
     time.sleep(0.002)

@@ -199,7 +199,8 @@ def test_checkpoint_errors(tmp_path):
     (tmp_path / "run" / "checkpoints" / "epoch_002-score_0.9000.ckpt").touch()
     with pytest.raises(
         CheckpointError,
-        match=r"checkpoints: a folder, not a checkpoint; pass a \.ckpt file in it, e.g. .*run/checkpoints/epoch_002",
+        match=r"checkpoints: a folder, not a checkpoint; pass a \.ckpt file in it, "
+        r"e.g. .*run/checkpoints/epoch_002",
     ):
         load_checkpoint(tmp_path / "run" / "checkpoints")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
@@ -423,7 +424,7 @@ def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose
             ["model=cnn", "scheduler=onecycle", "data.split=stratified"],
             "trained with data.split=writer, this run has data.split=stratified",
         ),
-        # More steps an epoch would step past the restored schedule's end after the whole run; fewer, end it early.
+        # More steps an epoch would step past the restored schedule's end; fewer would end it early.
         (
             run_ckpt,
             ["model=cnn", "scheduler=onecycle", "data.batch_size=7"],
@@ -432,7 +433,8 @@ def test_a_checkpoint_that_cannot_resume_this_run_is_refused_in_one_line(compose
         (
             run_ckpt,
             ["model=cnn", "scheduler=onecycle", "+trainer.accumulate_grad_batches=2"],
-            "its one-cycle schedule was laid out for trainer.accumulate_grad_batches=1, this run has trainer.accumulate_grad_batches=2",
+            "its one-cycle schedule was laid out for trainer.accumulate_grad_batches=1, "
+            "this run has trainer.accumulate_grad_batches=2",
         ),
     ]
     late = ("trainer.", "data.batch_size=")  # set after compose_train's shrink, which sets them itself
@@ -520,7 +522,8 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
         (["scheduler.interval=hour"], "scheduler.interval=hour: expected step or epoch"),
         (
             ["scheduler=plateau", "scheduler.monitor=null"],
-            "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; name it, e.g. scheduler.monitor=val/loss",
+            "scheduler.monitor=null: ReduceLROnPlateau cuts the LR when a metric stops improving; "
+            "name it, e.g. scheduler.monitor=val/loss",
         ),
         (
             ["scheduler=plateau", "scheduler.monitor=val/accuracy"],
@@ -529,7 +532,8 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
         (
             ["scheduler=plateau", "scheduler.monitor=accuracy"],
             "scheduler.monitor=accuracy: not a metric this run logs; one of "
-            "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, time/train_seconds, time/epoch_seconds",
+            "train/loss, train/acc, val/loss, val/acc, dev/loss, dev/acc, "
+            "time/train_seconds, time/epoch_seconds",
         ),
     ],
 )

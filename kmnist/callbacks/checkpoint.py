@@ -1,4 +1,6 @@
-"""Lightning's ModelCheckpoint, still competing against the run it resumed (conf/callbacks/model_checkpoint.yaml).
+"""Lightning's ModelCheckpoint, still competing against the run it resumed.
+
+Configured in conf/callbacks/model_checkpoint.yaml.
 
 A run resumed with `ckpt_path=` writes into a new run folder, and Lightning drops the best score when
 the folder changes: only epochs after the resume competed, so `best_ckpt` in metrics.json (and the
@@ -20,7 +22,7 @@ from kmnist.utils.atomic import atomic_write
 
 class ResumableModelCheckpoint(ModelCheckpoint):
     def _generate_state_key(self, **kwargs: Any) -> str:
-        # ModelCheckpoint's own key: checkpoints written before this class (or by the plain one) still restore it.
+        # ModelCheckpoint's own key: checkpoints from before this class (or the plain one) still restore it.
         return f"ModelCheckpoint{kwargs!r}"
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -36,7 +38,8 @@ class ResumableModelCheckpoint(ModelCheckpoint):
         for path, score in (state_dict.get("best_k_models") or {}).items():
             if Path(path).is_file():  # a folder moved or cleaned since: that one cannot be carried
                 copy = Path(self.dirpath) / Path(path).name
-                # Atomic: under DDP every rank restores this state and copies at once; each renames a whole file.
+                # Atomic: under DDP every rank restores this state and copies at once, each renaming a whole
+                # file.
                 atomic_write(copy, lambda tmp, source=path: shutil.copyfile(source, tmp))
                 carried[str(copy)] = score
         if not carried:

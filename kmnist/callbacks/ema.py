@@ -22,7 +22,10 @@ from kmnist.callbacks.averaging import AfterFirstAverage
 
 
 class ExponentialAverage(AveragedModel):
-    """`AveragedModel` with an EMA update that stays on the device: avg <- avg + (1 - decay) * (model - avg)."""
+    """`AveragedModel` with an EMA update that stays on the device.
+
+    avg <- avg + (1 - decay) * (model - avg)
+    """
 
     def __init__(
         self, model: nn.Module, decay: float, device: torch.device | None = None, use_buffers: bool = True
@@ -73,7 +76,8 @@ class ExponentialAverage(AveragedModel):
 
 class EMA(AfterFirstAverage, EMAWeightAveraging):
     """Lightning's `EMAWeightAveraging` (same options and checkpoint format) over `ExponentialAverage`;
-    before its first update (`update_starting_at_step`) validation and checkpoints keep the current weights."""
+    before its first update (`update_starting_at_step`) validation and checkpoints keep the current
+    weights."""
 
     def __init__(self, decay: float = 0.999, **kwargs):
         super().__init__(decay=decay, **kwargs)

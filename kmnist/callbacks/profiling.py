@@ -93,7 +93,8 @@ class StepProfiler(pl.Callback):
         events = prof.key_averages()
         device_key = "self_device_time_total"
         lines = [
-            f"{steps} steps in {wall * 1000:.1f} ms: {wall * 1000 / steps:.2f} ms per step (host wall time, GPU drained at both ends)"
+            f"{steps} steps in {wall * 1000:.1f} ms: {wall * 1000 / steps:.2f} ms per step "
+            "(host wall time, GPU drained at both ends)"
         ]
         if self._cuda:
             # Kernel time as torch's own table totals it: device events, not user annotation ranges
@@ -105,7 +106,8 @@ class StepProfiler(pl.Callback):
             )
             lines.append(f"GPU busy {device_us / 1000 / steps:.2f} ms per step (sum of kernel times)")
             lines.append(
-                f"host-device syncs in the window: {sum(self._syncs.values())} ({sum(self._syncs.values()) / steps:.1f} per step)"
+                f"host-device syncs in the window: {sum(self._syncs.values())} "
+                f"({sum(self._syncs.values()) / steps:.1f} per step)"
             )
             lines += [f"  {n:5d}  {where}" for where, n in self._syncs.most_common(10)]
             lines += ["", "by GPU time:", events.table(sort_by=device_key, row_limit=self.row_limit)]

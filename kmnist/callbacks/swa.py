@@ -22,7 +22,8 @@ from kmnist.errors import ConfigError
 
 
 class SWA(AfterFirstAverage, WeightAveraging):
-    """`start`: the first averaged epoch, as a fraction of `max_epochs` (0.75: the last quarter) or an epoch index."""
+    """`start`: the first averaged epoch, as a fraction of `max_epochs` (0.75: the last quarter) or an
+    epoch index."""
 
     def __init__(self, start: float | int = 0.75, **kwargs):
         super().__init__(**kwargs)  # no avg_fn: AveragedModel's default is the equal (SWA) average
@@ -37,7 +38,8 @@ class SWA(AfterFirstAverage, WeightAveraging):
         epochs = trainer.max_epochs
         if isinstance(self.start, bool) or not isinstance(self.start, (int, float)) or self.start < 0:
             raise ConfigError(
-                f"callbacks.swa.start={self.start!r}: expected a fraction of the epochs in [0, 1) or an epoch index"
+                f"callbacks.swa.start={self.start!r}: "
+                "expected a fraction of the epochs in [0, 1) or an epoch index"
             )
         self.start_epoch = int(self.start) if isinstance(self.start, int) else int(self.start * epochs)
         if epochs is not None and epochs > 0 and self.start_epoch >= epochs:

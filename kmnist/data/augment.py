@@ -37,20 +37,19 @@ class BatchAugment(nn.Module):
     erasing, applied to a float batch (B, C, H, W) in [0, 1]. `mix` blends images and labels
     (MixUp / CutMix) as a separate step, since it changes the targets too.
 
-    rotation: max degrees; translate: max shift as a fraction of the side; shear: max shear
-    factor; zoom: scale drawn from [1 - zoom, 1 + zoom]; aspect: width stretched against height by
-    a ratio drawn log-uniformly from [1 / (1 + aspect), 1 + aspect], area kept (Keras' zoom_range
-    scales x and y independently; Dig-MNIST's digits are ~1.6x wider for their height); warp: max perspective coefficient;
-    elastic: max displacement of a smooth random field, as a fraction of the side, drawn on an
-    `elastic_cells` x `elastic_cells` grid and upsampled; stroke: max share of a grey-level
-    dilation (thicker strokes, > 0) or erosion (thinner, < 0) blended in, drawn per image from
-    [-stroke, stroke]; lighting: max relative change of contrast (brightness: half that, in units
-    of full scale); erase_p: probability that an image gets one erased rectangle of a share of
+    rotation: max degrees; translate: max shift as a fraction of the side; shear: max shear factor;
+    zoom: scale drawn from [1 - zoom, 1 + zoom]; aspect: width stretched against height by a ratio
+    drawn log-uniformly from [1 / (1 + aspect), 1 + aspect], area kept (Keras' zoom_range scales x
+    and y independently; Dig-MNIST's digits are ~1.6x wider for their height); warp: max perspective
+    coefficient; elastic: max displacement of a smooth random field, as a fraction of the side,
+    drawn on an `elastic_cells` x `elastic_cells` grid and upsampled; stroke: max share of a
+    grey-level dilation (thicker strokes, > 0) or erosion (thinner, < 0) blended in, drawn per image
+    from [-stroke, stroke]; lighting: max relative change of contrast (brightness: half that, in
+    units of full scale); erase_p: probability that an image gets one erased rectangle of a share of
     erase_area [min, max] of it (centred anywhere, so clipped at the border; strong's [0.02, 0.12]
-    erases 6% on average); mixup /
-    cutmix: Beta(alpha, alpha) of MixUp / CutMix, applied to a share mix_p of the images (one of
-    the two, evenly, when both are set). Digits are never flipped: a mirrored digit is a
-    different (or no) digit.
+    erases 6% on average); mixup / cutmix: Beta(alpha, alpha) of MixUp / CutMix, applied to a share
+    mix_p of the images (one of the two, evenly, when both are set). Digits are never flipped: a
+    mirrored digit is a different (or no) digit.
     """
 
     def __init__(
@@ -94,7 +93,8 @@ class BatchAugment(nn.Module):
             )
         if lighting >= 1:
             raise ConfigError(
-                f"data.augment.lighting={lighting}: contrast is scaled by [1 - lighting, 1 + lighting], expected < 1"
+                f"data.augment.lighting={lighting}: "
+                "contrast is scaled by [1 - lighting, 1 + lighting], expected < 1"
             )
         area = (
             list(erase_area)
@@ -107,7 +107,8 @@ class BatchAugment(nn.Module):
             or not 0 <= area[0] <= area[1] <= 1
         ):
             raise ConfigError(
-                f"data.augment.erase_area={erase_area}: expected [min, max] shares of the image, 0 <= min <= max <= 1"
+                f"data.augment.erase_area={erase_area}: "
+                "expected [min, max] shares of the image, 0 <= min <= max <= 1"
             )
         if (
             isinstance(elastic_cells, bool)
@@ -116,8 +117,8 @@ class BatchAugment(nn.Module):
             or elastic_cells < 2
         ):
             raise ConfigError(
-                f"data.augment.elastic_cells={elastic_cells}: expected an integer >= 2 (the side of the elastic "
-                "displacement field's coarse grid)"
+                f"data.augment.elastic_cells={elastic_cells}: expected an integer >= 2 "
+                "(the side of the elastic displacement field's coarse grid)"
             )
         for name, value in dict(erase_p=erase_p, mix_p=mix_p).items():
             if not 0 <= value <= 1:

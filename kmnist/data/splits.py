@@ -42,7 +42,8 @@ def writer_split(
     n_writers = int(writers.max()) + 1 if n_rows else 0
     if val_writers < 0 or (val_writers > 0 and val_writers >= n_writers):
         raise ConfigError(
-            f"data.val_writers={val_writers}: must be between 0 and {max(n_writers - 1, 0)}: the {n_rows:,} rows hold "
+            f"data.val_writers={val_writers}: must be between 0 and {max(n_writers - 1, 0)}: "
+            f"the {n_rows:,} rows hold "
             f"{n_writers} writer(s) of up to {rows_per_writer} rows, and one at least must train "
             "(data.split=stratified validates on a share of fewer rows)"
         )
@@ -65,13 +66,15 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     # train without validation (no val/acc, no best checkpoint), or on nothing, without a word.
     if val_fraction > 0 and len(val_idx) == 0:
         raise ConfigError(
-            f"data.val_fraction={val_fraction}: of {len(labels):,} rows this holds out no row (round(val_fraction x "
-            "a class's rows) is 0 for every class); raise it, use more rows, or data.val_fraction=0 to validate on none"
+            f"data.val_fraction={val_fraction}: of {len(labels):,} rows this holds out no row "
+            "(round(val_fraction x a class's rows) is 0 for every class); "
+            "raise it, use more rows, or data.val_fraction=0 to validate on none"
         )
     if len(labels) and len(val_idx) == len(labels):
         raise ConfigError(
-            f"data.val_fraction={val_fraction}: of {len(labels):,} rows every one validates and there is nothing to "
-            "train on (round(val_fraction x a class's rows) is all of them); lower it or use more rows"
+            f"data.val_fraction={val_fraction}: of {len(labels):,} rows every one validates and there is "
+            "nothing to train on (round(val_fraction x a class's rows) is all of them); "
+            "lower it or use more rows"
         )
     return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
 

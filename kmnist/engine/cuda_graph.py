@@ -47,7 +47,8 @@ class GraphedTrainStep:
     def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.graph is not None:
             self._attach_grads()
-            # keep the graph's gradient tensors (None for a parameter the forward never uses); backward adds into them
+            # Keep the graph's gradient tensors (None for a parameter the forward never uses): backward
+            # adds into them.
             torch._foreach_zero_([g for g in self._graph_grads if g is not None])
             return self._forward_backward(x, y)
         for p in self._params():

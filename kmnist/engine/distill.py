@@ -39,7 +39,8 @@ class TeacherEnsemble:
     ):
         if not checkpoints:
             raise ConfigError(
-                "loss.distill.teachers=[]: name at least one checkpoint, e.g. loss.distill.teachers=[a.ckpt,b.ckpt]"
+                "loss.distill.teachers=[]: name at least one checkpoint, "
+                "e.g. loss.distill.teachers=[a.ckpt,b.ckpt]"
             )
         if not 0.0 < weight <= 1.0:
             raise ConfigError(
@@ -48,7 +49,8 @@ class TeacherEnsemble:
         missing = [str(path) for path in checkpoints if not Path(path).is_file()]
         if missing:  # load_checkpoint's own hint names predict.py's ckpt=
             raise CheckpointError(
-                f"{missing[0]}: checkpoint not found (loss.distill.teachers=[...] takes .ckpt files written by train.py)"
+                f"{missing[0]}: checkpoint not found "
+                "(loss.distill.teachers=[...] takes .ckpt files written by train.py)"
             )
         self.models: list[LoadedModel] = [load_checkpoint(path) for path in checkpoints]
         self.weight = float(weight)
@@ -87,5 +89,6 @@ def check_same_inputs(teacher: LoadedModel, student_inputs: dict) -> None:
         if key in student_inputs and student_inputs[key] != theirs:
             raise ConfigError(
                 f"loss.distill.teachers: {teacher.path} was trained with {option}={theirs}, "
-                f"this student gets {option}={student_inputs[key]}: teacher and student must see the same inputs"
+                f"this student gets {option}={student_inputs[key]}: "
+                "teacher and student must see the same inputs"
             )

@@ -36,7 +36,8 @@ def device_type(accelerator: str) -> str:
 def native_bf16(device: str) -> str | None:
     """Why this device computes bf16 natively (a short reason), or None when it does not."""
     if device == "cuda":
-        # including_emulation=False: by default torch also counts GPUs that only emulate bf16 (V100, T4), slower than float32.
+        # including_emulation=False: by default torch also counts GPUs that only emulate bf16 (V100, T4),
+        # where it is slower than float32.
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         return "this GPU computes bf16 natively" if native else None
     if device == "cpu":

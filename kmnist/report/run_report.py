@@ -1,7 +1,8 @@
 """Reports of one training run, written into its run directory.
 
-`write_run_report` runs after fitting: `curves.png` from the run's own logged metrics, and the validation evaluation (confusion
-matrices, per-class scores, the most confidently wrong images) of the best checkpoint.
+`write_run_report` runs after fitting: `curves.png` from the run's own logged metrics, and the
+validation evaluation (confusion matrices, per-class scores, the most confidently wrong images) of
+the best checkpoint.
 """
 
 from __future__ import annotations

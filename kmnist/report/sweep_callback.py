@@ -62,6 +62,7 @@ class LeaderboardCallback(Callback):
         if crashed:  # ranked without them; the exit status still says so, as Hydra's would have
             jobs = ", ".join(p.parent.name for p in crashed)
             raise SystemExit(
-                f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed (job {jobs}: "
-                f"{crashed[0].read_text().strip()}); the others are ranked in {config.hydra.sweep.dir}/leaderboard.md"
+                f"error: {len(crashed)} job{'s' if len(crashed) > 1 else ''} of this sweep crashed "
+                f"(job {jobs}: {crashed[0].read_text().strip()}); "
+                f"the others are ranked in {config.hydra.sweep.dir}/leaderboard.md"
             )

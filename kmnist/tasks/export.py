@@ -61,7 +61,8 @@ def export(
         raise ConfigError(f"atol={atol!r}: expected a tolerance >= 0, e.g. 1e-4")
     if output and Path(output).is_dir():  # else the finished, checked export fails at its rename
         raise ConfigError(
-            f"output={output}: is a folder; name the file, e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}"
+            f"output={output}: is a folder; name the file, "
+            f"e.g. output={Path(output) / Path(ckpt).with_suffix(FORMATS[fmt]).name}"
         )
     if output and Path(output).exists() and not overwrite:  # before the work, not after it
         raise ConfigError(

@@ -2,8 +2,8 @@
 was cut off resumes from its `last.ckpt`, a folder made with another config is refused, and what
 was predicted or pseudo-labelled already is read back.
 
-A 2-core CPU pipeline takes hours, longer than a session or a preemptible job may last; without
-this, a cut-off pipeline had to train every member again.
+A 2-core CPU pipeline takes hours, longer than a job's time limit or a preemptible job may allow;
+without this, a cut-off pipeline had to train every member again.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def kept_labels(labels: Path, labelled_by: list[str]) -> bool:
     exists and these checkpoints labelled it (predicting again could change a few rows its runs trained
     on). A file from before this record is kept. One that other models labelled (the rounds changed
     since, or a labeller was trained anew) is stale, and so is every run in its stage folder: the folder
-    is set aside, not trained over. Records from before session 15 name the paths alone."""
+    is set aside, not trained over. Records written before 2026-12-06 name the paths alone."""
     if not labels.is_file():
         return False
     record = labellers_file(labels)

@@ -74,8 +74,9 @@ def check_same_overrides(study, fixed: dict) -> None:
             key = changed[0]
             raise ConfigError(
                 f"hydra.sweeper.study_name={study.study_name}: its trials ran with other overrides ({key}: "
-                f"{before.get(key, 'unset')} -> {fixed.get(key, 'unset')}); repeat their command to continue this "
-                "study, or start another with hydra.sweeper.study_name=NAME"
+                f"{before.get(key, 'unset')} -> {fixed.get(key, 'unset')}); "
+                "repeat their command to continue this study, "
+                "or start another with hydra.sweeper.study_name=NAME"
             )
 
 

@@ -37,7 +37,8 @@ def require_trackers(loggers: DictConfig | None) -> None:
             importlib.import_module(module)
         except ImportError:
             raise ConfigError(
-                f'logger.{key}: {module} is not installed; it is an optional extra: pip install -e ".[{extra}]"'
+                f"logger.{key}: {module} is not installed; "
+                f'it is an optional extra: pip install -e ".[{extra}]"'
             ) from None
         if module == "mlflow":
             create_mlflow_store(item)
@@ -105,7 +106,8 @@ def log_run_files(loggers: list, output_dir: Path, metrics: dict) -> None:
 
 
 def finish_trackers(loggers: list) -> None:
-    """W&B keeps a run open until wandb.finish(): close it so the next run (or notebook cell) starts its own."""
+    """W&B keeps a run open until wandb.finish(): close it so the next run (or notebook cell) starts
+    its own."""
     for logger in loggers:
         if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
             logger.experiment.finish()
