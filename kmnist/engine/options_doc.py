@@ -24,11 +24,12 @@ def composed_defaults(options: tuple[Option, ...]) -> dict[str, DictConfig]:
 
     from kmnist.utils.hints import CONF
 
-    configs = {}
-    for source in dict.fromkeys(option.source for option in options):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            configs[source] = compose(config_name="config", overrides=[source] if source else [])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        configs = {
+            source: compose(config_name="config", overrides=[source] if source else [])
+            for source in dict.fromkeys(option.source for option in options)
+        }
     GlobalHydra.instance().clear()
     return configs
 

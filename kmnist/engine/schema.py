@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 from kmnist.errors import ConfigError
 
 INTEGER, NUMBER, BOOL, CHOICE, TEXT, INTEGERS = "integer", "number", "boolean", "choice", "string", "integers"
+KINDS = (INTEGER, NUMBER, BOOL, CHOICE, TEXT, INTEGERS)
 _ABSENT = object()
 
 
 @dataclass(frozen=True)
 class Option:
     key: str
-    kind: str  # one of INTEGER, NUMBER, BOOL, CHOICE, TEXT, INTEGERS (a non-empty list of positive integers)
+    kind: str  # one of KINDS; INTEGERS: a non-empty list of positive integers
     meaning: str
     low: float | None = None
     high: float | None = None
@@ -36,6 +37,10 @@ class Option:
     when: str = ""  # checked only where this option is set (not null, not empty)
     source: str = ""  # the override whose config defines the key, where the default config does not
     error: str = ""  # the refusal's own line ({key}, {value}), where it predates this table
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or (self.kind == CHOICE) != bool(self.choices):
+            raise ValueError(f"{self.key}: kind={self.kind!r}, choices={self.choices}: not a declaration")
 
     def span(self) -> str:
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
@@ -81,10 +86,14 @@ class Option:
         elif self.kind == INTEGERS:
             if not OmegaConf.is_list(value) or not value or not all(_positive_int(v) for v in value):
                 self.refuse(value, f"{self.key}={value}: expected {self.expected()}")
-        elif not {CHOICE: value in self.choices, BOOL: isinstance(value, bool), TEXT: isinstance(value, str)}[
-            self.kind
-        ]:
-            self.refuse(value, f"{self.key}={value!r}: expected {self.expected()}")
+        else:
+            fits = {
+                CHOICE: value in self.choices,
+                BOOL: isinstance(value, bool),
+                TEXT: isinstance(value, str),
+            }
+            if not fits[self.kind]:
+                self.refuse(value, f"{self.key}={value!r}: expected {self.expected()}")
 
     def refuse(self, value, line: str) -> None:
         raise ConfigError(self.error.format(key=self.key, value=value) if self.error else line)
