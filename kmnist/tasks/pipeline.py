@@ -218,7 +218,7 @@ class Pipeline:
         self, test_probs: np.ndarray, threshold: float, path: Path, labelled_by: list[str]
     ) -> tuple[Path | None, int]:
         """The confident test rows as a training file; a resumed pipeline keeps the one its runs trained on."""
-        from kmnist.tasks.predict import write_pseudo_labels
+        from kmnist.data.pseudo_labels import write_pseudo_labels
 
         if kept_labels(path, labelled_by):
             return path.resolve(), len(read_digits(path))
