@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def write_pseudo_labels(table: DigitTable, probs: np.ndarray, threshold: float, path: Path) -> dict:
     """Write the rows whose top probability reaches `threshold`, labelled with their prediction, to
-    `path`; returns what was written (metrics.json's `pseudo_label*` keys). None written: no file."""
+    `path`; returns what was written (metrics.json's `pseudo_label*` keys); no file when no row does."""
     keep = probs.max(axis=1) >= threshold
     if not keep.any():  # an empty file could not be trained on: say so rather than write one
         log.warning("pseudo-labels: no row reaches confidence %.3f; nothing written", threshold)
