@@ -199,7 +199,7 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
         train_seconds=round(train_seconds, 2),
         epochs=trainer.current_epoch,
         model=cfg.model.name,
-        # What this run's sweep ranks by, as the run resolved it (report/sweep.py reads it).
+        # What this run's sweep ranks by, as the run resolved it (report/sweep_jobs.py reads it).
         optimized_metric=cfg.optimized_metric,
         leaderboard_metric=cfg.get("leaderboard_metric") or cfg.optimized_metric,
     )
