@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmnist.data.download import FILES, LOCK_NAME, download, main
+from kmnist.data.download import LOCK_NAME, download, main
 from kmnist.data.io import read_digits
+from kmnist.data.release import FILES
 from kmnist.errors import DataError
 from kmnist.utils.locks import exclusive_lock
 from kmnist.utils.network import reachable

@@ -15,8 +15,9 @@ import yaml
 from matplotlib.image import imread
 from omegaconf import OmegaConf
 
-from kmnist.report.sweep import find_sweep, gather, write_leaderboard
+from kmnist.report.sweep import write_leaderboard
 from kmnist.report.sweep_callback import LeaderboardCallback
+from kmnist.report.sweep_jobs import find_sweep, gather
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = {  # job: (overrides, metrics.json or None when the job never finished)

@@ -234,7 +234,7 @@ def test_an_earlier_launchs_crash_stays_ranked_but_does_not_fail_this_launch(dat
 
 def test_a_failed_mark_does_not_outlive_a_successful_rerun(tmp_path):
     """A job re-run in the same sweep folder: the leaderboard reads what it did now."""
-    from kmnist.report.sweep import gather
+    from kmnist.report.sweep_jobs import gather
 
     job = tmp_path / "0"
     (job / ".hydra").mkdir(parents=True)

@@ -16,11 +16,10 @@ import torch
 
 from kmnist.data.augment import BatchAugment
 from kmnist.data.batches import TensorBatches
-from kmnist.data.io import DigitTable, read_digits
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import make_split, writer_order_share
+from kmnist.data.training_files import TrainingFiles
 from kmnist.errors import ConfigError, DataError
-from kmnist.utils.hashing import file_sha256
 from kmnist.utils.lists import as_list
 
 
@@ -51,28 +50,18 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         val_file: str | None = None,
     ):
         super().__init__()
-        self.dir = Path(dir)
+        self.files = TrainingFiles(dir, cache_dir, use_cache)
         self.train_file, self.predict_file = train_file, predict_file
-        self.split, self.val_writers, self.val_fraction, self.val_rows, self.seed = (
-            split,
-            val_writers,
-            val_fraction,
-            val_rows,
-            seed,
-        )
-        self.limit_rows, self.batch_size, self.eval_batch_size, self.on_device = (
-            limit_rows,
-            batch_size,
-            eval_batch_size,
-            on_device,
-        )
-        self.cache_dir, self.use_cache, self.channels_last = cache_dir, use_cache, channels_last
+        self.split, self.val_writers = split, val_writers
+        self.val_fraction, self.val_rows = val_fraction, val_rows
+        self.seed, self.limit_rows, self.on_device = seed, limit_rows, on_device
+        self.batch_size, self.eval_batch_size, self.channels_last = batch_size, eval_batch_size, channels_last
         self.extra_train = [str(f) for f in as_list(extra_train)]  # one PATH is [PATH], not its letters
         self.val_file = str(val_file) if val_file else None
         if augment is not None and not isinstance(augment, BatchAugment):
             raise ConfigError(
-                f"data.augment={augment!r}: pick a preset with data/augment=NAME (none, light, notebook, ...) "
-                "or set its fields, e.g. data.augment.rotation=10"
+                f"data.augment={augment!r}: pick a preset with data/augment=NAME "
+                "(none, light, notebook, ...) or set its fields, e.g. data.augment.rotation=10"
             )
         self.augment = augment or BatchAugment()
         self.preprocess = Preprocess(
@@ -102,11 +91,8 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         return ["val"] * self.holds_out_validation + ["dev"] * (self.val_file is not None)
 
     def path(self, name: str) -> Path:
-        path = Path(name)
-        return path if path.is_absolute() or path.exists() else self.dir / name
-
-    def read(self, name: str) -> DigitTable:
-        return read_digits(self.path(name), cache_dir=self.cache_dir, use_cache=self.use_cache)
+        """Where a data file named in the config is (kmnist.data.training_files)."""
+        return self.files.path(name)
 
     # ------------------------------------------------------------ setup
 
@@ -123,24 +109,21 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.train_set is None:
             self._setup_fit()
         if stage == "predict" and self.predict_set is None:
-            table = self.read(self.predict_file)
+            table = self.files.read(self.predict_file)
             self.predict_ids = table.ids if table.ids is not None else np.arange(len(table))
             self.predict_set = (self._as_tensor(table.images).to(self._device()),)
 
     def _setup_fit(self) -> None:
-        table = self.read(self.train_file)
-        if table.labels is None:
-            raise DataError(
-                f"{self.path(self.train_file)}: has no `label` column, so it cannot be used for training"
-            )
+        table = self.files.train_table(self.train_file)
         images, labels = table.images, table.labels
         if self.limit_rows:
             images, labels = images[: self.limit_rows], labels[: self.limit_rows]
         if self.split == "writer" and self.val_writers > 0 and (share := writer_order_share(labels)) < 0.5:
             raise DataError(
-                f"{self.path(self.train_file)}: only {share:.0%} of its rows keep the official order (label = row mod 10), "
-                "so its writers (row // 1280) are unknown and data.split=writer would be a random split; use "
-                "data.split=stratified (a random split, reads optimistic) or the file in its original order"
+                f"{self.path(self.train_file)}: only {share:.0%} of its rows keep the official order "
+                "(label = row mod 10), so its writers (row // 1280) are unknown and data.split=writer "
+                "would be a random split; use data.split=stratified (a random split, reads optimistic) "
+                "or the file in its original order"
             )
         train_idx, val_idx = make_split(
             self.split,
@@ -151,8 +134,10 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
             seed=self.seed,
         )
         train_images, train_labels = images[train_idx], labels[train_idx]
-        if self.extra_train:
-            train_images, train_labels = self._with_extra(train_images, train_labels)
+        if self.extra_train:  # labelled rows (e.g. pseudo-labels) join the training split only
+            extra = self.files.extra_tables(self.extra_train)
+            train_images = np.concatenate([train_images, *(t.images for t in extra)])
+            train_labels = np.concatenate([train_labels, *(t.labels for t in extra)])
         # Statistics from the training split only, so validation stays unseen.
         unit = train_images.astype(np.float32) / 255.0
         self.preprocess.set_statistics(unit.mean(), unit.std())
@@ -163,63 +148,13 @@ class KannadaMNISTDataModule(pl.LightningDataModule):
             torch.from_numpy(labels[val_idx]).to(device),
         )
         if self.val_file is not None:
-            self.dev_set = self._read_val_file(device)
-            self._refuse_training_on(self.path(self.val_file))
-
-    def _refuse_training_on(self, val_path: Path) -> None:
-        """dev/acc is an estimate on unseen writers only while no training file is the val_file itself."""
-        for option, name in [
-            ("data.train_file", self.train_file),
-            *(("data.extra_train", n) for n in self.extra_train or []),
-        ]:
-            path = self.path(name)
-            same = path.resolve() == val_path.resolve() or (
-                path.stat().st_size == val_path.stat().st_size and file_sha256(path) == file_sha256(val_path)
-            )
-            if same:
-                raise DataError(
-                    f"{path}: {option} is the data.val_file ({val_path}): dev/acc would score images the model "
-                    "was trained on with their labels; validate on another file or drop it from training"
-                )
-
-    def _read_val_file(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        path = self.path(self.val_file)
-        if not path.is_file():
-            where = "" if Path(self.val_file).is_absolute() else f" here or in data.dir={self.dir}"
-            raise DataError(
-                f"{self.val_file}: data.val_file not found{where} (a labelled CSV such as test_dev.csv.gz; "
-                "data.val_file=null validates on the held-out writers only)"
-            )
-        table = read_digits(path, cache_dir=self.cache_dir, use_cache=self.use_cache)
-        if table.labels is None:
-            raise DataError(
-                f"{path}: data.val_file needs a `label` column to be scored (it has id and pixels only)"
-            )
-        return self._as_tensor(table.images).to(device), torch.from_numpy(table.labels).to(device)
-
-    def _with_extra(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Append labelled rows (e.g. pseudo-labels from predict.py) to the training split only:
-        validation stays the held-out writers."""
-        for (
-            name
-        ) in self.extra_train:  # named as given: read() would name it under data.dir and hint at the download
-            if not self.path(name).is_file():
-                where = "" if Path(name).is_absolute() else f" here or in data.dir={self.dir}"
-                raise DataError(
-                    f"{name}: data.extra_train not found{where} (a labelled CSV such as the pseudo_labels.csv.gz "
-                    "that predict.py pseudo_label_threshold=... writes)"
-                )
-        extra = [self.read(name) for name in self.extra_train]
-        for name, table in zip(self.extra_train, extra):
-            if table.labels is None:
-                raise DataError(
-                    f"{self.path(name)}: data.extra_train needs a `label` column (pseudo_labels.csv.gz from "
-                    "predict.py pseudo_label_threshold=... has one)"
-                )
-        return (
-            np.concatenate([images, *(t.images for t in extra)]),
-            np.concatenate([labels, *(t.labels for t in extra)]),
-        )
+            dev = self.files.val_table(self.val_file)
+            self.dev_set = self._as_tensor(dev.images).to(device), torch.from_numpy(dev.labels).to(device)
+            training = [
+                ("data.train_file", self.train_file),
+                *(("data.extra_train", n) for n in self.extra_train),
+            ]
+            self.files.refuse_training_on(self.val_file, training)
 
     # ------------------------------------------------------------ loaders
 

@@ -22,10 +22,8 @@ from kmnist.errors import DataError
 
 # Worth another try: the server or the path to it may recover. A 4xx will not.
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-RETRIED_CODES = {
-    408,
-    429,
-}  # request timeout, too many requests (GitHub's raw files rate-limit): 4xx worth another try
+# 4xx worth another try: request timeout, too many requests (GitHub's raw files rate-limit).
+RETRIED_CODES = {408, 429}
 
 
 def _stream(url: str, tmp: Path, timeout: float, progress: Progress, task) -> None:
@@ -84,14 +82,10 @@ def fetch_verified(
                 raise DataError(f"{url}: HTTP {err.code} {err.reason}{hint}") from None
             failure = DataError(f"{url}: HTTP {err.code} {err.reason}")
             wait = err.headers.get("Retry-After", "") if err.headers else ""
-            if (
-                wait.isdigit() and attempt < retries
-            ):  # the server says when: wait that long (capped), then the backoff
-                time.sleep(min(int(wait), 120))
-        except _TRANSIENT as err:
-            failure = DataError(
-                f"{url}: {getattr(err, 'reason', None) or err}"
-            )  # URLError wraps the socket error
+            if wait.isdigit() and attempt < retries:  # the server says when: that long (capped),
+                time.sleep(min(int(wait), 120))  # then the backoff
+        except _TRANSIENT as err:  # URLError wraps the socket error
+            failure = DataError(f"{url}: {getattr(err, 'reason', None) or err}")
         except DataError as err:  # corrupted in transit, most likely: fetch it again
             failure = err
         finally:

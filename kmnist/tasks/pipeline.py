@@ -1,4 +1,5 @@
-"""The accuracy pipeline in one command: `python -m kmnist.tasks.pipeline [key=value ...]` (conf/pipeline.yaml).
+"""The accuracy pipeline in one command (conf/pipeline.yaml):
+`python -m kmnist.tasks.pipeline [key=value ...]`.
 
 1. members: train k models (train.py's config + `train` + each member's overrides);
 2. ensemble: average their probabilities (with flip-free TTA) on the dev, test and Dig files;
@@ -15,75 +16,26 @@ report) under the pipeline's folder; `pipeline.md` / `pipeline.json` hold the ta
 from __future__ import annotations
 
 import logging
-import statistics
 import time
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kmnist.data.io import DigitTable, read_digits
+from kmnist.data.pseudo_labels import write_pseudo_labels
 from kmnist.data.tta import tta_name
 from kmnist.errors import ConfigError
+from kmnist.report.pipeline_table import Stage, markdown_table, write_pipeline_table
 from kmnist.tasks.pipeline_options import check_pipeline_options, with_lists
-from kmnist.tasks.resume import (
-    check_same_run,
-    finished_run,
-    interrupted_checkpoint,
-    kept_labels,
-    pipeline_folder,
-    record_labellers,
-    stored_probabilities,
-)
+from kmnist.tasks.pipeline_runs import compose_run, train_run
+from kmnist.tasks.resume import kept_labels, pipeline_folder, record_labellers, stored_probabilities
 from kmnist.tasks.wrapper import task_wrapper
-from kmnist.utils.atomic import atomic_write_text, write_json
 from kmnist.utils.overrides import quoted
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Stage:
-    """One row of the table: a set of checkpoints and what they scored."""
-
-    name: str
-    checkpoints: list[str]
-    dev_acc: float | None = None  # the stage's prediction (ensemble or single)
-    member_dev_accs: list[float] = field(default_factory=list)  # each member alone
-    train_seconds: float = 0.0
-    submissions: dict[str, str] = field(default_factory=dict)
-    notes: str = ""
-
-    def row(self) -> dict:
-        members = self.member_dev_accs
-        return {
-            "stage": self.name,
-            "models": len(self.checkpoints),
-            "dev_acc": self.dev_acc,
-            "member_dev_mean": statistics.mean(members) if members else None,
-            "member_dev_std": statistics.stdev(members) if len(members) > 1 else None,
-            "member_dev_accs": self.member_dev_accs,
-            "train_seconds": round(self.train_seconds, 1),
-            "submissions": self.submissions,
-            "notes": self.notes,
-            "checkpoints": self.checkpoints,
-        }
-
-
-def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
-    """train.py's config with these overrides and the run's folder (written by `save_run`)."""
-    return hydra.compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output_dir}"])
-
-
-def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
-    """Write the run's `.hydra/config.yaml` and `overrides.yaml` like a Hydra run, so each pipeline run
-    can be read and run alone (a resumed run's name the ckpt_path it resumed from)."""
-    atomic_write_text(output_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
-    atomic_write_text(
-        output_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
-    )
 
 
 class Pipeline:
@@ -110,36 +62,10 @@ class Pipeline:
 
     # ------------------------------------------------------------ pieces
 
-    def train_run(self, overrides: list[str], output_dir: Path) -> tuple[str, float]:
-        """One training run (a kmnist run directory): its best checkpoint and training seconds. In a
-        resumed pipeline a finished run is reused and a cut-off one continues from its last.ckpt."""
-        from kmnist.tasks.train import train
-
-        extra = [f"data.val_file={quoted(self.cfg.dev_file)}"] if self.cfg.dev_file else []
-        overrides = [*self.cfg.train, *extra, *overrides]
-        cfg = compose_run(overrides, output_dir)
-        check_same_run(output_dir, cfg)  # a folder trained with another recipe is never mixed in
-        if done := finished_run(output_dir):
-            log.info("%s: trained already; reusing %s", output_dir, done[0])
-            return done
-        if last := interrupted_checkpoint(output_dir):
-            log.info("%s: resuming from %s", output_dir, last)
-            overrides = [*overrides, f"ckpt_path={quoted(last)}"]
-            cfg = compose_run(overrides, output_dir)
-        save_run(cfg, overrides, output_dir)
-        metrics, _ = train(cfg)
-        checkpoint = metrics.get("best_ckpt")
-        if not checkpoint:
-            raise ConfigError(
-                f"{output_dir}: the run saved no checkpoint (is callbacks.model_checkpoint off?)"
-            )
-        return checkpoint, float(metrics["train_seconds"])
-
     def probabilities(self, checkpoints: list[str], split: str) -> np.ndarray:
-        """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are predicted once
-        per file and kept in `probabilities/`: neither its ensemble nor a resumed pipeline predicts them again."""
-        from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device
-
+        """Mean probabilities of the checkpoints on a file (TTA views included). Each model's are
+        predicted once per file and kept in `probabilities/`: neither its ensemble nor a resumed
+        pipeline predicts them again."""
         store = self.root / "probabilities"
         for path in checkpoints:
             if (path, split) not in self.cache:
@@ -149,17 +75,23 @@ class Pipeline:
                     self.files[split],
                     self.cfg.tta,
                     self.cfg.precision,
-                    lambda: predict_proba(
-                        [load_checkpoint(path)],
-                        self.tables[split].images,
-                        batch_size=self.cfg.batch_size,
-                        device=resolve_device(self.cfg.accelerator),
-                        tta=self.cfg.tta,
-                        progress=False,
-                        precision=self.cfg.precision,
-                    ),
+                    partial(self.predict, path, split),
                 )
         return np.mean([self.cache[path, split] for path in checkpoints], axis=0)
+
+    def predict(self, checkpoint: str, split: str) -> np.ndarray:
+        """One model's probabilities on a file, TTA views included (what `probabilities` stores)."""
+        from kmnist.engine.inference import load_checkpoint, predict_proba, resolve_device
+
+        return predict_proba(
+            [load_checkpoint(checkpoint)],
+            self.tables[split].images,
+            batch_size=self.cfg.batch_size,
+            device=resolve_device(self.cfg.accelerator),
+            tta=self.cfg.tta,
+            progress=False,
+            precision=self.cfg.precision,
+        )
 
     def dev_accuracy(self, checkpoints: list[str]) -> float | None:
         if "dev" not in self.tables:
@@ -207,7 +139,7 @@ class Pipeline:
     def train_members(self, name: str, extra: list[str]) -> Stage:
         stage = Stage(name, checkpoints=[])
         for i, member in enumerate(self.member_overrides()):
-            checkpoint, seconds = self.train_run([*member, *extra], self.root / name / str(i))
+            checkpoint, seconds = train_run(self.cfg, [*member, *extra], self.root / name / str(i))
             stage.checkpoints.append(checkpoint)
             stage.train_seconds += seconds
             if "dev" in self.tables:
@@ -217,9 +149,8 @@ class Pipeline:
     def pseudo_labels(
         self, test_probs: np.ndarray, threshold: float, path: Path, labelled_by: list[str]
     ) -> tuple[Path | None, int]:
-        """The confident test rows as a training file; a resumed pipeline keeps the one its runs trained on."""
-        from kmnist.tasks.predict import write_pseudo_labels
-
+        """The confident test rows as a training file; a resumed pipeline keeps the one its runs
+        trained on."""
         if kept_labels(path, labelled_by):
             return path.resolve(), len(read_digits(path))
         written = write_pseudo_labels(self.tables["test"], test_probs, threshold, path)
@@ -278,7 +209,8 @@ class Pipeline:
                 test_probs, 0.0, self.root / "distilled" / "test_labelled_by_ensemble.csv.gz", teachers
             )
             teacher_list = ",".join(quoted(t) for t in teachers)
-            checkpoint, seconds = self.train_run(
+            checkpoint, seconds = train_run(
+                self.cfg,
                 [
                     f"seed={cfg.distill.seed}",
                     *cfg.distill.overrides,
@@ -301,36 +233,12 @@ class Pipeline:
     # ------------------------------------------------------------ the table
 
     def write_table(self) -> None:
-        rows = [stage.row() for stage in self.stages]
-        write_json(
-            self.root / "pipeline.json",
-            {
-                "stages": rows,
-                "dev_file": self.cfg.dev_file,
-                "tta": tta_name(self.cfg.tta),
-                "precision": str(self.cfg.precision),
-            },
-        )  # a resume may change both
-        atomic_write_text(self.root / "pipeline.md", markdown_table(rows))
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| stage | models | dev acc % | members alone: dev mean ± std % | train s | notes |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        spread = percent(row["member_dev_mean"]) + (
-            f" ± {100 * row['member_dev_std']:.2f}" if row["member_dev_std"] is not None else ""
-        )
-        lines.append(
-            f"| {row['stage']} | {row['models']} | {percent(row['dev_acc'])} | {spread} | {row['train_seconds']} | {row['notes']} |"
-        )
-    return "\n".join(lines) + "\n"
+        facts = {
+            "dev_file": self.cfg.dev_file,
+            "tta": tta_name(self.cfg.tta),
+            "precision": str(self.cfg.precision),
+        }
+        write_pipeline_table(self.root, self.stages, facts)  # a resume may change the last two
 
 
 def run_pipeline(cfg: DictConfig) -> Pipeline:

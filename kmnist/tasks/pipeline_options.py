@@ -67,9 +67,7 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
         runs.append(
             (f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides])
         )
-    dev = (
-        [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []
-    )  # as Pipeline.train_run adds it
+    dev = [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []  # as train_run adds it
     for option, overrides in runs:
         try:
             run_cfg = compose([*map(str, cfg.train), *dev, *overrides])

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
-from kmnist.data.io import DigitTable, read_digits, table_to_frame
+from kmnist.data.io import read_digits
+from kmnist.data.pseudo_labels import write_pseudo_labels
 from kmnist.data.tta import resolve_views, tta_name
 from kmnist.engine.inference import (
     inference_bf16,
@@ -19,7 +20,7 @@ from kmnist.engine.inference import (
     write_submission,
 )
 from kmnist.errors import ConfigError
-from kmnist.utils.atomic import atomic_write_csv, write_json
+from kmnist.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def predict(cfg: DictConfig) -> dict:
     output = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / "submission.csv"
     if output.is_dir():
         raise ConfigError(
-            f"output={cfg.output}: is a folder; name the submission file, e.g. output={output / 'submission.csv'}"
+            f"output={cfg.output}: is a folder; name the submission file, "
+            f"e.g. output={output / 'submission.csv'}"
         )
     overwrite = cfg.overwrite or not cfg.output
     # A labelled input's report: the run's own folder, or beside an output= file in a folder named after it,
@@ -48,7 +50,8 @@ def predict(cfg: DictConfig) -> dict:
         pseudo_labels is not None and output.resolve() == pseudo_labels.resolve()
     ):  # one file would replace the other
         raise ConfigError(
-            f"output={cfg.output}: the pseudo-label file has this name beside it; name the submission otherwise"
+            f"output={cfg.output}: the pseudo-label file has this name beside it; "
+            "name the submission otherwise"
         )
     for path in (output, metrics_file, pseudo_labels, report_dir if cfg.output else None):
         if path is not None:
@@ -101,28 +104,3 @@ def predict(cfg: DictConfig) -> dict:
     write_json(metrics_file, result)
     log.info("wrote %d predictions to %s", len(labels), output.resolve())
     return result
-
-
-def write_pseudo_labels(table: DigitTable, probs: np.ndarray, threshold: float, path: Path) -> dict:
-    """The confidently predicted rows as a labelled training CSV (label, pixel0..783): the input
-    of a second training stage, `train.py data.extra_train=[PATH]`."""
-    keep = probs.max(axis=1) >= threshold
-    if not keep.any():  # an empty file could not be trained on: say so rather than write one
-        log.warning("pseudo-labels: no row reaches confidence %.3f; nothing written", threshold)
-        return {"pseudo_labels": None, "pseudo_label_rows": 0, "pseudo_label_threshold": threshold}
-    labelled = DigitTable(
-        images=table.images[keep], labels=probs.argmax(axis=1)[keep].astype(np.int64), ids=None
-    )
-    atomic_write_csv(table_to_frame(labelled), path)
-    log.info(
-        "pseudo-labels: %d of %d rows at confidence >= %.3f -> %s",
-        keep.sum(),
-        len(keep),
-        threshold,
-        path.resolve(),
-    )
-    return {
-        "pseudo_labels": str(path.resolve()),
-        "pseudo_label_rows": int(keep.sum()),
-        "pseudo_label_threshold": threshold,
-    }

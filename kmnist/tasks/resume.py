@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from kmnist.errors import CheckpointError, ConfigError
 from kmnist.utils.atomic import atomic_write, write_json
 from kmnist.utils.hashing import file_sha256
+from kmnist.utils.shown import shown
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,10 @@ MAY_DIFFER = frozenset(
 )
 
 
-def shown(value) -> str:
-    """A config value in a one-line error: absent said so, long lists (of checkpoints) shortened."""
-    text = "(absent)" if value is _ABSENT else repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-_ABSENT = object()
+def side(config: dict, key) -> str:
+    """One side of a difference in a one-line error: absent said so, long lists (of checkpoints)
+    shortened."""
+    return shown(config[key], limit=120) if key in config else "(absent)"
 
 
 def first_difference(old, new, where: str = "") -> str | None:
@@ -62,11 +60,11 @@ def first_difference(old, new, where: str = "") -> str | None:
             if name in MAY_DIFFER:
                 continue
             if key not in old or key not in new:
-                return f"{name}: {shown(old.get(key, _ABSENT))} -> {shown(new.get(key, _ABSENT))}"
+                return f"{name}: {side(old, key)} -> {side(new, key)}"
             if found := first_difference(old[key], new[key], name):
                 return found
         return None
-    return None if old == new else f"{where}: {shown(old)} -> {shown(new)}"
+    return None if old == new else f"{where}: {shown(old, limit=120)} -> {shown(new, limit=120)}"
 
 
 def saved_config(folder: Path) -> dict | None:

@@ -7,13 +7,10 @@ write `metrics.json`, return the metrics (the sweep optimises `cfg.optimized_met
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -26,19 +23,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kmnist.callbacks.finetune import FineTuneStages
 from kmnist.data.datamodule import KannadaMNISTDataModule
+from kmnist.data.prompt import ensure_data
 from kmnist.engine import distributed
 from kmnist.engine.distill import TeacherEnsemble
 from kmnist.engine.graphed_module import GraphedClassifier
+from kmnist.engine.lr_find import find_lr
 from kmnist.engine.module import Classifier
 from kmnist.engine.options import check_options
 from kmnist.engine.resumable import check_resume_checkpoint
 from kmnist.engine.run_config import derive_run_config, plain_config, write_derived
-from kmnist.errors import CheckpointError, ConfigError, DataError
+from kmnist.errors import CheckpointError, ConfigError
 from kmnist.models import build_network, input_spec
 from kmnist.tasks.tracking import finish_trackers, log_run_files, require_trackers
 from kmnist.utils.atomic import write_json
 from kmnist.utils.lists import as_list
-from kmnist.utils.network import reachable
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +70,6 @@ def resolve_ckpt_path(value: str | None, log_dir: Path) -> str | None:
     return str(path)
 
 
-def ensure_data(train_path: Path) -> None:
-    """Missing data: offer the download at an interactive terminal with a network, else fail clearly."""
-    if train_path.is_file():
-        return
-    from kmnist.data import download
-
-    message = (
-        f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
-        f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`"
-    )
-    if sys.stdin.isatty() and reachable(download.DEFAULT_BASE_URL):
-        answer = input(
-            f"{train_path} is missing. Download Kannada-MNIST into {train_path.parent} now? [y/N] "
-        )
-        if answer.strip().lower() in ("y", "yes"):
-            download.download(train_path.parent)
-            return
-    raise DataError(message)
-
-
 def build_module(cfg: DictConfig) -> Classifier:
     """The LightningModule around the configured network: GraphedClassifier under speed.cuda_graph."""
     scheduler = instantiate(cfg.scheduler.fn) if cfg.scheduler.get("fn") else None
@@ -99,8 +77,8 @@ def build_module(cfg: DictConfig) -> Classifier:
     if cfg.speed.channels_last:
         net = net.to(memory_format=torch.channels_last)  # the data module sends channels_last batches too
     if cfg.speed.compile:
-        # In place, so state_dict keys (and checkpoints) stay those of the plain network.
-        # compile=true is torch.compile's default mode; a string picks a mode ("reduce-overhead": CUDA graphs).
+        # In place, so state_dict keys (and checkpoints) stay those of the plain network. compile=true
+        # is torch.compile's default mode; a string picks a mode ("reduce-overhead": CUDA graphs).
         net.compile(mode=cfg.speed.compile if isinstance(cfg.speed.compile, str) else None)
     module_class = GraphedClassifier if cfg.speed.cuda_graph else Classifier
     return module_class(
@@ -139,49 +117,6 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer
         if isinstance(err.__cause__, (TypeError, ValueError, ImportError, MisconfigurationException)):
             raise ConfigError(f"trainer: {err.__cause__}") from err.__cause__
         raise
-
-
-def find_lr(
-    cfg: DictConfig, trainer: pl.Trainer, module: Classifier, datamodule, output_dir: Path
-) -> float | None:
-    """Lightning's LR range test; saves the plot and the suggestion into the run directory."""
-    from lightning.pytorch.tuner import Tuner
-
-    finder = Tuner(trainer).lr_find(
-        module,
-        datamodule=datamodule,
-        min_lr=cfg.tune.min_lr,
-        max_lr=cfg.tune.max_lr,
-        num_training=cfg.tune.num_training,
-        update_attr=False,
-    )
-    suggestion = finder.suggestion() if finder is not None else None
-    if finder is not None and trainer.is_global_zero:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        figure = finder.plot(suggest=suggestion is not None)
-        figure.axes[0].set_title(
-            f"LR finder ({cfg.model.name}): suggestion {suggestion:.2e}" if suggestion else "LR finder"
-        )
-        figure.savefig(output_dir / "lr_find.png", dpi=120, bbox_inches="tight")
-        (output_dir / "lr_find.json").write_text(
-            json.dumps({"suggestion": suggestion, "lr": finder.results["lr"], "loss": finder.results["loss"]})
-        )
-    if suggestion:
-        log.info("LR finder suggests %.2e", suggestion)
-    else:  # Lightning needs more steps than it skips at both ends of the curve to pick a point
-        log.warning(
-            "LR finder found no learning rate to suggest (tune.num_training=%d steps: try more); "
-            "training with the configured one",
-            cfg.tune.num_training,
-        )
-    if suggestion and cfg.tune.use_suggestion:
-        module.optimizer_factory = partial(module.optimizer_factory, lr=suggestion)
-        # One-cycle peaks at max_lr: follow the suggestion there too.
-        if module.scheduler_factory is not None and "max_lr" in module.scheduler_factory.keywords:
-            module.scheduler_factory = partial(module.scheduler_factory, max_lr=suggestion)
-    return suggestion
 
 
 @dataclass
@@ -264,7 +199,7 @@ def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
         train_seconds=round(train_seconds, 2),
         epochs=trainer.current_epoch,
         model=cfg.model.name,
-        # What this run's sweep ranks by, as the run resolved it (report/sweep.py reads it).
+        # What this run's sweep ranks by, as the run resolved it (report/sweep_jobs.py reads it).
         optimized_metric=cfg.optimized_metric,
         leaderboard_metric=cfg.get("leaderboard_metric") or cfg.optimized_metric,
     )
