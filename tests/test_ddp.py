@@ -103,7 +103,7 @@ def test_indivisible_batch_fails_before_any_process_starts(compose_train):
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process(data_dir, tmp_path):
-    common = [f"data.dir={data_dir}", *SLICE, "trainer.max_epochs=2"]
+    common = [f"paths.data_dir={data_dir}", *SLICE, "trainer.max_epochs=2"]
     one = run_cli("train.py", *common, f"paths.log_dir={tmp_path / 'one'}", cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     ddp = run_cli("train.py", "trainer=ddp", *common, f"paths.log_dir={tmp_path / 'ddp'}", cwd=tmp_path)
@@ -147,7 +147,7 @@ def test_ddp_multirun_jobs_get_their_own_ports_and_folders(data_dir, tmp_path):
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "trainer=ddp",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *SLICE,
         "trainer.max_epochs=1",
         "report=false",

@@ -27,7 +27,7 @@ def teacher_ckpt(compose_train, data_dir, tmp_path_factory) -> str:
         table_to_frame(DigitTable(images=table.images, labels=(table.labels + 1) % 10)),
         shifted_dir / "train.csv.gz",
     )
-    cfg = compose_train("model=kresnet", "report=false", "seed=7", f"data.dir={shifted_dir}")
+    cfg = compose_train("model=kresnet", "report=false", "seed=7", f"paths.data_dir={shifted_dir}")
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path_factory.mktemp("teacher"))
         cfg.trainer.limit_train_batches = 40

@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory, data_dir):
             config_name="config",
             return_hydra_config=True,
             overrides=[
-                f"data.dir={data_dir}",
+                f"paths.data_dir={data_dir}",
                 "data.val_writers=1",
                 "model=kresnet",
                 "data.scaling=standardize",

@@ -1,5 +1,5 @@
 """The one-call GPU lease (bench/gpu_lease.sh -> bench/gpu_accuracy.sh) run end to end on the CPU with
-the smoke settings its header gives: a lent GPU is 15 minutes a session, too few to find a broken
+the smoke settings its header gives: a GPU lease is 15 minutes in all, too few to find a broken
 script there. Checks the order of steps, the deadline, and what comes back in $OUT."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = (
-    "trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false trainer.max_epochs=1 "
+    "trainer.accelerator=cpu trainer=default data.on_device=false speed.cuda_graph=false "
+    "trainer.max_epochs=1 "
     "trainer.limit_train_batches=2 trainer.limit_val_batches=1 data.val_writers=1 report=false"
 )
 

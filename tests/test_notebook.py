@@ -62,14 +62,18 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)
     png = lambda augment, split: kmnist.show_batch(
-        f"data.dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split
+        f"paths.data_dir={data_dir}", "data.val_writers=1", f"data/augment={augment}", n=16, split=split
     )._repr_png_()  # noqa: E731
     # Same rows either way (the loader's order is seeded), so only the augmentation can tell them apart.
     assert png("strong", "train") != png("none", "train")
     assert png("strong", "val") == png("none", "val")
     # Each validation set by its name; one the config lacks is one line, not an IndexError.
     dev = kmnist.show_batch(
-        f"data.dir={data_dir}", "data.val_writers=1", "data.val_file=${dev_file}", n=16, split="dev"
+        f"paths.data_dir={data_dir}",
+        "data.val_writers=1",
+        "data.val_file=${paths.dev_file}",
+        n=16,
+        split="dev",
     )._repr_png_()
     assert dev != png("none", "val")
     with pytest.raises(ConfigError, match=r"^split='dev': this config has no dev set \(data.val_file=null\)"):
@@ -78,7 +82,7 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
         ConfigError,
         match=r"^split='val': this config holds out no rows \(data.split=writer, data.val_writers=0\)$",
     ):
-        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=0", split="val")
+        kmnist.show_batch(f"paths.data_dir={data_dir}", "data.val_writers=0", split="val")
     # With a dev set, not a word that data.val_file is null; the set it has is named.
     with pytest.raises(
         ConfigError,
@@ -86,7 +90,7 @@ def test_show_batch_augments_the_training_batch_only(data_dir, tmp_path, monkeyp
         r"its data.val_file set is split='dev'$",
     ):
         kmnist.show_batch(
-            f"data.dir={data_dir}", "data.val_writers=0", "data.val_file=${dev_file}", split="val"
+            f"paths.data_dir={data_dir}", "data.val_writers=0", "data.val_file=${paths.dev_file}", split="val"
         )
 
 
@@ -97,9 +101,9 @@ def test_the_helpers_raise_the_users_mistake_itself(data_dir, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     # Raised while Hydra instantiates the data module: the ConfigError, not Hydra's wrapper around it.
     with pytest.raises(ConfigError, match=r"^data.scaling='bogus'"):
-        kmnist.show_batch(f"data.dir={data_dir}", "data.val_writers=1", "data.scaling=bogus")
+        kmnist.show_batch(f"paths.data_dir={data_dir}", "data.val_writers=1", "data.scaling=bogus")
     with pytest.raises(ConfigError, match=r"^n=0: expected a number of images >= 1"):
-        kmnist.show_batch(f"data.dir={data_dir}", n=0)
+        kmnist.show_batch(f"paths.data_dir={data_dir}", n=0)
     with pytest.raises(DataError, match=r"nowhere: no such run folder"):
         kmnist.show_report(tmp_path / "nowhere")
     (

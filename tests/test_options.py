@@ -82,7 +82,11 @@ def test_process_count_from_the_trainer_config(compose_train):
 
 def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
     result = run_cli(
-        "train.py", f"data.dir={data_dir}", "data.batch_size=0", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+        "train.py",
+        f"paths.data_dir={data_dir}",
+        "data.batch_size=0",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: data.batch_size=0: expected a value in [1, inf]"
@@ -99,7 +103,12 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path, data_dir):
 )
 def test_a_value_lightnings_trainer_refuses_is_one_line_naming_trainer(tmp_path, data_dir, override, needle):
     result = run_cli(
-        "train.py", f"data.dir={data_dir}", "model=cnn", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path
+        "train.py",
+        f"paths.data_dir={data_dir}",
+        "model=cnn",
+        override,
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {needle}")
@@ -148,7 +157,8 @@ def test_a_bad_option_is_reported_before_torch_loads():
     import sys
 
     code = (
-        "import sys; from hydra import compose, initialize_config_dir; from kmnist.engine.options import check_options\n"
+        "import sys; from hydra import compose, initialize_config_dir\n"
+        "from kmnist.engine.options import check_options\n"
         f"with initialize_config_dir(version_base='1.3', config_dir={str(CONF)!r}):\n"
         "    cfg = compose(config_name='config', overrides=['model=cnn', 'seed=abc'])\n"
         "try:\n    check_options(cfg)\nexcept ValueError as e:\n    print(e)\n"
@@ -161,7 +171,7 @@ def test_a_bad_option_is_reported_before_torch_loads():
 
 
 def test_a_dev_ranked_grid_without_a_dev_file_is_refused_before_training(tmp_path, data_dir):
-    """dev_file finds no labelled test file in this folder: the grid would train every job and rank none."""
+    """paths.dev_file finds no labelled test file in this folder: the grid would train every job and rank none."""
     import shutil
 
     (tmp_path / "data").mkdir()
@@ -169,11 +179,11 @@ def test_a_dev_ranked_grid_without_a_dev_file_is_refused_before_training(tmp_pat
     with pytest.raises(
         ConfigError, match=r"^leaderboard_metric=dev/acc: no dev file to measure it on \(data.val_file=null"
     ):
-        check_options(composed("hparams_search=dev_grid", f"data.dir={tmp_path / 'data'}"))
+        check_options(composed("hparams_search=dev_grid", f"paths.data_dir={tmp_path / 'data'}"))
     with pytest.raises(ConfigError, match=r"^optimized_metric=dev/acc: no dev file"):
-        check_options(composed("optimized_metric=dev/acc", f"data.dir={tmp_path / 'data'}"))
+        check_options(composed("optimized_metric=dev/acc", f"paths.data_dir={tmp_path / 'data'}"))
     check_options(
-        composed("hparams_search=dev_grid", f"data.dir={data_dir}")
+        composed("hparams_search=dev_grid", f"paths.data_dir={data_dir}")
     )  # with test_dev.csv.gz there: sound
 
 
@@ -231,6 +241,7 @@ def test_a_one_cycle_resume_tells_one_batch_from_the_whole_epoch(tmp_path):
             )
     with pytest.raises(
         CheckpointError,
-        match=r"this run has no scheduler.fn.pct_start \(another scheduler= or finetune=\); resume with the options",
+        match=r"this run has no scheduler.fn.pct_start \(another scheduler= or finetune=\); "
+        r"resume with the options",
     ):
         check_resume_checkpoint(saved("scheduler=onecycle"), composed("model=cnn", "scheduler=cosine"))

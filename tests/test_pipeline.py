@@ -62,7 +62,7 @@ def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
         "pseudo_label.rounds=1",
         "pseudo_label.threshold=0.1",
         "distill.seed=5",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"hydra.run.dir={root}",
         f"paths.log_dir={tmp_path}",
         "accelerator=cpu",
@@ -110,7 +110,7 @@ def test_the_whole_pipeline_on_a_tiny_cpu_setting(data_dir, tmp_path):
 
 
 def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
-    done = run_pipeline("seeds=[]", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    done = run_pipeline("seeds=[]", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0
     assert (
         done.stderr.strip().splitlines()[-1].startswith("error: seeds=[]") and "Traceback" not in done.stderr
@@ -120,7 +120,7 @@ def test_a_pipeline_without_members_is_refused_in_one_line(data_dir, tmp_path):
 def test_a_missing_checkpoint_is_refused_in_one_line(data_dir, tmp_path):
     done = run_pipeline(
         f"checkpoints=[{tmp_path / 'typo.ckpt'}]",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"paths.log_dir={tmp_path}",
         cwd=tmp_path,
     )
@@ -134,7 +134,7 @@ def test_a_missing_checkpoint_is_refused_in_one_line(data_dir, tmp_path):
 def test_a_bad_precision_is_refused_before_any_member_trains(data_dir, tmp_path):
     done = run_pipeline(
         "precision=fp16",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"paths.log_dir={tmp_path}",
         "train=" + hydra_list(TINY),
         cwd=tmp_path,
@@ -156,7 +156,7 @@ def test_members_may_be_diverse_networks(data_dir, tmp_path):
         cfg = compose(
             config_name="pipeline",
             overrides=[
-                f"data_dir={data_dir}",
+                f"paths.data_dir={data_dir}",
                 "members=['seed=0','model=dnn seed=1']",
                 f"paths.output_dir={tmp_path}",
             ],
@@ -182,7 +182,7 @@ def test_trained_checkpoints_are_reused_not_retrained(compose_train, data_dir, t
         "dig_file=null",
         "tta=true",
         "seeds=[]",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"hydra.run.dir={root}",
         f"paths.log_dir={tmp_path}",
         cwd=tmp_path,
@@ -214,7 +214,7 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
         "pseudo_label.threshold=0.1",
         "dig_file=null",
         "tta=false",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"paths.log_dir={tmp_path}",
         "accelerator=cpu",
     ]
@@ -338,7 +338,7 @@ def test_a_cut_off_pipeline_resumes_in_its_folder(data_dir, tmp_path):
 
 def test_resume_refuses_a_folder_that_is_not_a_pipelines(data_dir, tmp_path):
     done = run_pipeline(
-        f"resume={tmp_path}", f"data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path
+        f"resume={tmp_path}", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}", cwd=tmp_path
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1] == (
@@ -358,7 +358,7 @@ def test_a_sigterm_tells_how_to_resume_the_pipeline(data_dir, tmp_path):
         "distill.enabled=false",
         "dig_file=null",
         "tta=false",
-        f"data_dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         f"paths.log_dir={tmp_path}",
         "accelerator=cpu",
     ]
@@ -430,7 +430,7 @@ def test_every_option_is_checked_before_any_member_trains(data_dir, tmp_path, ov
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(
             config_name="pipeline",
-            overrides=[f"data_dir={data_dir}", f"paths.output_dir={tmp_path}", *override.split("|")],
+            overrides=[f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}", *override.split("|")],
         )
         with pytest.raises(ConfigError) as raised:
             Pipeline(cfg)
@@ -446,7 +446,7 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(data_dir, tmp_
         cfg = compose(
             config_name="pipeline",
             overrides=[
-                f"data_dir={data_dir}",
+                f"paths.data_dir={data_dir}",
                 f"paths.output_dir={tmp_path}",
                 "seeds=4",
                 f"checkpoints={tmp_path / 'a.ckpt'}",
@@ -463,7 +463,7 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(data_dir, tmp_
         again = compose(
             config_name="pipeline",
             overrides=[
-                f"data_dir={data_dir}",
+                f"paths.data_dir={data_dir}",
                 f"paths.output_dir={tmp_path}",
                 "seeds=4",
                 f"checkpoints={tmp_path / 'a.ckpt'}",

@@ -23,7 +23,7 @@ BATCHES = (
 
 def args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
     return [
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         "data.val_writers=1",
         "model=kresnet",
         "data.batch_size=32",

@@ -117,7 +117,7 @@ def test_a_sweep_through_the_submitit_slurm_launcher(slurm, data_dir, tmp_path):
             "hydra.launcher.timeout_min=10",
             "model=dnn",
             "seed=1,2",
-            f"data.dir={data_dir}",
+            f"paths.data_dir={data_dir}",
             "data.val_writers=1",
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=3",

@@ -38,7 +38,7 @@ def test_a_crashed_optuna_sweep_continues_its_study(data_dir, tmp_path):
         "hparams_search=optuna",
         "model=dnn",
         "hydra.sweeper.n_trials=4",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
     ]
     sweep = tmp_path / "multirun" / "optuna" / "dnn"  # stable: the same command finds the same study
@@ -102,7 +102,7 @@ def test_a_second_launch_of_a_running_study_is_refused(data_dir, tmp_path):
         "hparams_search=optuna",
         "model=dnn",
         "hydra.sweeper.n_trials=6",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
     ]
     sweep = tmp_path / "multirun" / "optuna" / "dnn"
@@ -145,7 +145,7 @@ def test_a_study_continued_with_other_overrides_is_refused(data_dir, tmp_path):
     """A study's trials share their fixed overrides (the sweeper records them on every trial): a shrunk
     try-out study continued by the real command mixed trials scored on other settings into one study,
     its TPE model and its best trial. n_trials is the study's size, not a trial's setting: it may grow."""
-    command = ["-m", "hparams_search=optuna", "model=dnn", f"data.dir={data_dir}", *tiny_run(tmp_path)]
+    command = ["-m", "hparams_search=optuna", "model=dnn", f"paths.data_dir={data_dir}", *tiny_run(tmp_path)]
     first = run_cli("train.py", *command, "hydra.sweeper.n_trials=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     other = [arg.replace("limit_train_batches=3", "limit_train_batches=5") for arg in command]

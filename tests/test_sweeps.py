@@ -34,7 +34,7 @@ def test_optuna_three_trials_write_a_leaderboard(data_dir, tmp_path):
         "-m",
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=3",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
         cwd=tmp_path,
     )
@@ -116,7 +116,7 @@ def test_submitit_local_runs_each_job_in_a_process_of_its_own(data_dir, tmp_path
         "hydra.launcher.timeout_min=10",
         "model=dnn",
         "seed=1,2",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
         cwd=tmp_path,
     )
@@ -142,7 +142,7 @@ def test_a_dev_grid_ranks_arms_on_dev_over_seeds(data_dir, tmp_path):
         "hparams_search=dev_grid",
         "model=dnn",
         "model.dropout=0.0,0.5",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
         cwd=tmp_path,
     )
@@ -173,7 +173,7 @@ def test_a_crashed_job_leaves_the_other_jobs_ranked(data_dir, tmp_path, keep_goi
         "optim.lr=1e38,0.001",
         "+trainer.detect_anomaly=true",
         f"sweep_continue_on_crash={str(keep_going).lower()}",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
         cwd=tmp_path,
     )
@@ -220,7 +220,7 @@ def test_an_earlier_launchs_crash_stays_ranked_but_does_not_fail_this_launch(dat
         "model=cnn",
         "optim.lr=0.001",
         f"hydra.sweep.dir={sweep}",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         *tiny_run(tmp_path),
         cwd=tmp_path,
     )

@@ -141,7 +141,7 @@ def test_wandb_keeps_the_report_folders(compose_train, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    metrics, run = train(compose_train("logger=wandb", "model=dnn", "data.val_file=${dev_file}"))
+    metrics, run = train(compose_train("logger=wandb", "model=dnn", "data.val_file=${paths.dev_file}"))
     (offline,) = (run.output_dir / "wandb").glob("offline-run-*")
     files = offline / "files"
     for name in ("confusion.png", "dev/confusion.png"):

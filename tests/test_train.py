@@ -236,7 +236,9 @@ def test_predict_refuses_no_checkpoint_and_a_bad_batch_size_in_one_line(data_dir
 
 
 def test_missing_data_fails_with_a_clear_line(tmp_path):
-    done = run_cli("train.py", f"data.dir={tmp_path / 'nowhere'}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
+    done = run_cli(
+        "train.py", f"paths.data_dir={tmp_path / 'nowhere'}", f"paths.log_dir={tmp_path}", cwd=tmp_path
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert "KMNIST_DATA" in last and "kmnist.data.download" in last and "Traceback" not in done.stderr
@@ -249,7 +251,7 @@ def test_two_job_multirun(data_dir, tmp_path):
         "-m",
         "model=cnn",
         "optim.lr=0.01,0.001",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         "data.val_writers=1",
         "data.batch_size=32",
         "trainer.max_epochs=1",
@@ -509,7 +511,7 @@ def test_bad_option_values_are_one_line_naming_the_option(data_dir, tmp_path, op
         [("model=dcnn" if "dropout_light" in option else "model=dnn")] if option.startswith("model.") else []
     )
     done = run_cli(
-        "train.py", f"data.dir={data_dir}", f"paths.log_dir={tmp_path}", *model, option, cwd=tmp_path
+        "train.py", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}", *model, option, cwd=tmp_path
     )
     assert done.returncode != 0
     assert message in done.stderr

@@ -97,7 +97,7 @@ def test_all_writers_train_and_the_file_validates(compose_train, data_dir, tmp_p
 def test_a_bad_val_file_is_one_line_naming_it(data_dir, tmp_path, value, message):
     done = run_cli(
         "train.py",
-        f"data.dir={data_dir}",
+        f"paths.data_dir={data_dir}",
         "data.val_writers=1",
         f"paths.log_dir={tmp_path}",
         f"data.val_file={value}",
@@ -183,11 +183,11 @@ def test_the_recipes_validate_on_whichever_test_cohort_the_data_has(data_dir, tm
                 cfg = compose(
                     config_name=config,
                     overrides=[
-                        f"data.dir={folder}" if config == "config" else f"data_dir={folder}",
+                        f"paths.data_dir={folder}",
                         *overrides,
                     ],
                 )
-                value = cfg.data.val_file if config == "config" else cfg.dev_file
+                value = cfg.data.val_file if config == "config" else cfg.paths.dev_file
                 assert value == (str(folder / expected) if expected else None), (config, overrides)
     finally:
         GlobalHydra.instance().clear()

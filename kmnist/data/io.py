@@ -26,7 +26,7 @@ from kmnist.errors import DataError
 CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
 DOWNLOAD_HINT = (
     "point KMNIST_DATA at the folder holding it "
-    "(or train.py's data.dir=, predict.py's input=, the pipeline's data_dir=), "
+    "(or paths.data_dir=, or predict.py's input=), "
     "or fetch the data with `python -m kmnist.data.download`"
 )
 

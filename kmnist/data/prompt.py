@@ -17,8 +17,8 @@ def ensure_data(train_path: Path) -> None:
     from kmnist.data import download
 
     message = (
-        f"{train_path}: training data not found. Set KMNIST_DATA (or data.dir=...) to the folder holding "
-        f"train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`"
+        f"{train_path}: training data not found. Set KMNIST_DATA (or paths.data_dir=...) to the folder "
+        f"holding train.csv.gz, or fetch it with `python -m kmnist.data.download --dest {train_path.parent}`"
     )
     if sys.stdin.isatty() and reachable(download.DEFAULT_BASE_URL):
         answer = input(

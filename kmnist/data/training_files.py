@@ -29,7 +29,7 @@ class TrainingFiles:
         return read_digits(self.path(name), cache_dir=self.cache_dir, use_cache=self.use_cache)
 
     def _where(self, name: str) -> str:
-        return "" if Path(name).is_absolute() else f" here or in data.dir={self.dir}"
+        return "" if Path(name).is_absolute() else f" here or in paths.data_dir={self.dir}"
 
     def train_table(self, name: str) -> DigitTable:
         table = self.read(name)

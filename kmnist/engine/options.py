@@ -120,7 +120,7 @@ def check_logged(key: str, metric) -> None:
 
 
 def check_dev_metrics(cfg: DictConfig) -> None:
-    """A dev/* metric needs the dev file: without one (dev_file found neither test_dev.csv.gz nor
+    """A dev/* metric needs the dev file: without one (paths.dev_file found neither test_dev.csv.gz nor
     test_labelled.csv.gz) a dev_* grid would train every job and then rank none of them."""
     for key in ("optimized_metric", "leaderboard_metric"):
         check_logged(key, cfg.get(key))
@@ -130,8 +130,8 @@ def check_dev_metrics(cfg: DictConfig) -> None:
         if str(cfg.get(key) or "").startswith("dev/"):
             raise ConfigError(
                 f"{key}={cfg.get(key)}: no dev file to measure it on (data.val_file=null: neither "
-                f"test_dev.csv.gz nor test_labelled.csv.gz in data.dir={cfg.data.get('dir')}); get them with "
-                "`python -m kmnist.data.download`, pass data.val_file=PATH, or rank by val/acc"
+                f"test_dev.csv.gz nor test_labelled.csv.gz in paths.data_dir={cfg.data.get('dir')}); "
+                "get them with `python -m kmnist.data.download`, pass data.val_file=PATH, or rank by val/acc"
             )
 
 

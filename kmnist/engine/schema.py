@@ -146,8 +146,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("tune.min_lr", NUMBER, "the finder's lowest learning rate", **POSITIVE),
     Option("tune.max_lr", NUMBER, "the finder's highest learning rate", **POSITIVE),
     Option("tune.num_training", INTEGER, "learning rates the finder tries", low=1),
-    Option("data.train_file", TEXT, "the labelled training CSV, in data.dir"),
-    Option("data.predict_file", TEXT, "the images to predict, in data.dir"),
+    Option("data.train_file", TEXT, "the labelled training CSV, in paths.data_dir"),
+    Option("data.predict_file", TEXT, "the images to predict, in paths.data_dir"),
     Option(
         "data.split",
         CHOICE,

@@ -46,7 +46,7 @@ class Pipeline:
         )
         # resume=DIR continues a pipeline in its folder; otherwise this run's own (Hydra's) folder.
         self.root = pipeline_folder(cfg.resume, cfg) if cfg.get("resume") else Path(cfg.paths.output_dir)
-        self.files = {"dev": cfg.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
+        self.files = {"dev": cfg.paths.dev_file, "test": cfg.test_file, "dig": cfg.get("dig_file")}
         self.tables: dict[str, DigitTable] = {}
         for split, path in self.files.items():
             if path:
@@ -56,7 +56,9 @@ class Pipeline:
                 "test_file=null: the pipeline predicts and pseudo-labels test_file; set it to test.csv.gz"
             )
         if "dev" in self.tables and self.tables["dev"].labels is None:
-            raise ConfigError(f"dev_file={cfg.dev_file}: has no `label` column to score the stages with")
+            raise ConfigError(
+                f"paths.dev_file={cfg.paths.dev_file}: has no `label` column to score the stages with"
+            )
         self.stages: list[Stage] = []
         self.cache: dict[tuple[str, str], np.ndarray] = {}
 
@@ -234,7 +236,7 @@ class Pipeline:
 
     def write_table(self) -> None:
         facts = {
-            "dev_file": self.cfg.dev_file,
+            "dev_file": self.cfg.paths.dev_file,
             "tta": tta_name(self.cfg.tta),
             "precision": str(self.cfg.precision),
         }

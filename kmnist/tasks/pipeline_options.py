@@ -17,8 +17,8 @@ from kmnist.engine.inference import resolve_device
 from kmnist.engine.options import check_options
 from kmnist.engine.precision import precision_name
 from kmnist.errors import ConfigError
+from kmnist.tasks.pipeline_runs import run_data_overrides
 from kmnist.utils.lists import as_list
-from kmnist.utils.overrides import quoted
 
 LIST_OPTIONS = ("train", "seeds", "members", "checkpoints")
 
@@ -67,7 +67,7 @@ def check_pipeline_options(cfg: DictConfig, compose: Callable[[list[str]], DictC
         runs.append(
             (f"distill.overrides={list(cfg.distill.overrides)}", [str(o) for o in cfg.distill.overrides])
         )
-    dev = [f"data.val_file={quoted(cfg.dev_file)}"] if cfg.get("dev_file") else []  # as train_run adds it
+    dev = run_data_overrides(cfg)  # as train_run adds them
     for option, overrides in runs:
         try:
             run_cfg = compose([*map(str, cfg.train), *dev, *overrides])

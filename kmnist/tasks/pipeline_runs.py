@@ -32,14 +32,21 @@ def save_run(cfg: DictConfig, overrides: list[str], output_dir: Path) -> None:
     )
 
 
+def run_data_overrides(pipeline: DictConfig) -> list[str]:
+    """What every training run of the pipeline reads: its data folder, and the dev file as data.val_file."""
+    dev = pipeline.paths.dev_file
+    return [f"paths.data_dir={quoted(pipeline.paths.data_dir)}"] + (
+        [f"data.val_file={quoted(dev)}"] if dev else []
+    )
+
+
 def train_run(pipeline: DictConfig, overrides: list[str], output_dir: Path) -> tuple[str, float]:
     """One training run (a kmnist run directory) of the `pipeline` config: its best checkpoint and
     training seconds. In a resumed pipeline a finished run is reused and a cut-off one continues
     from its last.ckpt."""
     from kmnist.tasks.train import train
 
-    extra = [f"data.val_file={quoted(pipeline.dev_file)}"] if pipeline.dev_file else []
-    overrides = [*pipeline.train, *extra, *overrides]
+    overrides = [*pipeline.train, *run_data_overrides(pipeline), *overrides]
     cfg = compose_run(overrides, output_dir)
     check_same_run(output_dir, cfg)  # a folder trained with another recipe is never mixed in
     if done := finished_run(output_dir):

@@ -34,7 +34,7 @@ MAY_DIFFER = frozenset(
         "ckpt_path",
         "pseudo_label.rounds",
         "distill.enabled",
-        "dev_file",
+        "paths.dev_file",
         "dig_file",
         "tta",
         "precision",

@@ -36,6 +36,7 @@ from kmnist.errors import CheckpointError, ConfigError
 from kmnist.models import build_network, input_spec
 from kmnist.tasks.tracking import finish_trackers, log_run_files, require_trackers
 from kmnist.utils.atomic import write_json
+from kmnist.utils.deprecated_keys import apply_deprecated_keys
 from kmnist.utils.lists import as_list
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,9 @@ class TrainedRun:
 
 def train(cfg: DictConfig) -> tuple[dict, TrainedRun]:
     """Fit, validate the best checkpoint, report; returns metrics.json's contents and the run.
-    `cfg` is read, never edited: what follows from it is derived into a copy (`derived.yaml`)."""
+    `cfg` is read, never edited (but for a deprecated key moved to its new place): what follows
+    from it is derived into a copy (`derived.yaml`)."""
+    apply_deprecated_keys(cfg)  # data.dir= from before paths.data_dir: a note, then the same run
     check_options(cfg)
     require_trackers(cfg.get("logger"))  # a missing optional tracker fails before any work
     pl.seed_everything(cfg.seed, workers=True)
