@@ -171,7 +171,8 @@ def test_a_bad_option_is_reported_before_torch_loads():
 
 
 def test_a_dev_ranked_grid_without_a_dev_file_is_refused_before_training(tmp_path, data_dir):
-    """paths.dev_file finds no labelled test file in this folder: the grid would train every job and rank none."""
+    """paths.dev_file finds no labelled test file in this folder: the grid would train every job and
+    rank none."""
     import shutil
 
     (tmp_path / "data").mkdir()
