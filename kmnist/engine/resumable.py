@@ -4,10 +4,12 @@ inside `trainer.fit` (a KeyError, a state-dict mismatch, OneCycleLR's "Tried to 
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
-from kmnist.engine.inference import LEGACY_MODEL_KEYS, UNREADABLE_CHECKPOINT, WEIGHT_SOURCE_KEYS
+from kmnist.engine.checkpoint_file import read_checkpoint
+from kmnist.engine.inference import LEGACY_MODEL_KEYS, WEIGHT_SOURCE_KEYS
 from kmnist.errors import CheckpointError
 
 
@@ -18,16 +20,11 @@ def _model_options(model: dict) -> dict:
 
 
 def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except UNREADABLE_CHECKPOINT as err:
-        detail = (str(err).strip().splitlines() or [""])[0][:120]
-        raise CheckpointError(
-            f"ckpt_path={path}: cannot be read as a checkpoint ({type(err).__name__}: {detail})"
-        ) from None
+    ckpt = read_checkpoint(Path(path), f"ckpt_path={path}")
     if not isinstance(ckpt, dict) or "pytorch-lightning_version" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(
-            f"ckpt_path={path}: not a training checkpoint written by train.py (it has no Lightning training state)"
+            f"ckpt_path={path}: not a training checkpoint written by train.py "
+            "(it has no Lightning training state)"
         )
     saved = (ckpt.get("hyper_parameters") or {}).get("config") or {}
     if saved.get("model"):
@@ -39,7 +36,8 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
             if before.get(key) != now.get(key):
                 raise CheckpointError(
                     f"ckpt_path={path}: trained with model.{key}={before.get(key)}, this run has "
-                    f"model.{key}={now.get(key)}; resume with the options it was trained with (its run's .hydra/config.yaml)"
+                    f"model.{key}={now.get(key)}; resume with the options it was trained with "
+                    "(its run's .hydra/config.yaml)"
                 )
     if saved.get("data"):
         _check_same_split(path, saved["data"], OmegaConf.to_container(cfg.data, resolve=True))
@@ -54,8 +52,9 @@ def check_resume_checkpoint(path: str, cfg: DictConfig) -> None:
         and wanted > epochs
     ):
         raise CheckpointError(
-            f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} and cannot be "
-            f"stretched to {wanted}; resume with trainer.max_epochs={epochs}, or train a new run"
+            f"ckpt_path={path}: its one-cycle schedule was laid out for trainer.max_epochs={epochs} "
+            f"and cannot be stretched to {wanted}; resume with trainer.max_epochs={epochs}, "
+            "or train a new run"
         )
     if target.endswith("OneCycleLR") or saved.get("finetune"):  # fine-tuning runs a one-cycle per stage
         _check_same_schedule(path, saved, cfg)
@@ -88,9 +87,9 @@ def _check_same_schedule(path: str, saved: dict, cfg: DictConfig) -> None:
             continue
         if current is _MISSING:  # another scheduler, or no finetune=: the key itself is not there to set
             raise CheckpointError(
-                f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has no {key} "
-                f"(another scheduler= or finetune=); resume with the options it was trained with (its run's "
-                f".hydra/config.yaml), or train a new run"
+                f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, "
+                f"this run has no {key} (another scheduler= or finetune=); resume with the options "
+                "it was trained with (its run's .hydra/config.yaml), or train a new run"
             )
         raise CheckpointError(
             f"ckpt_path={path}: its one-cycle schedule was laid out for {key}={before}, this run has "
@@ -137,6 +136,7 @@ def _check_same_split(path: str, before: dict, now: dict) -> None:
         if key in before and before.get(key) != now.get(key):
             option = "seed" if key == "seed" else f"data.{key}"  # data.seed follows the run's seed
             raise CheckpointError(
-                f"ckpt_path={path}: trained with {option}={before.get(key)}, this run has {option}={now.get(key)}: "
-                f"the held-out rows would differ from those it was validated on; resume with {option}={before.get(key)}"
+                f"ckpt_path={path}: trained with {option}={before.get(key)}, "
+                f"this run has {option}={now.get(key)}: the held-out rows would differ from those it was "
+                f"validated on; resume with {option}={before.get(key)}"
             )

@@ -1,5 +1,7 @@
-"""After Hydra rejects an override, name the closest valid key: `trainer.max_epoch=3` gets
-"did you mean trainer.max_epochs?". Hydra's own message is printed first and kept as is."""
+"""Overrides that name nothing. A config-group choice naming no option (`model=lenet`) is refused
+before Hydra starts, in one line listing the group's options (with a "did you mean" for a typo).
+After Hydra rejects a key, the closest valid one is named: `trainer.max_epoch=3` gets "did you
+mean trainer.max_epochs?"; Hydra's own message is printed first and kept as is."""
 
 from __future__ import annotations
 
@@ -26,30 +28,95 @@ def config_keys(node, prefix: str = "") -> list[str]:
     return keys
 
 
+def group_choices(argv: list[str]) -> list[tuple[str, list[str]]]:
+    """The config-group choices in argv as (group, [names]): `model=cnn` -> ("model", ["cnn"]),
+    `callbacks=[default,ema]` and a sweep's `model=cnn,dnn` -> all the names. Groups are conf/'s
+    folders (`data/augment` too); Hydra's own (launchers come from plugins) and sweep functions
+    (`glob(...)`) are left to Hydra."""
+    found = []
+    for override in argv:
+        if "=" not in override or override.startswith(("-", "~")):
+            continue
+        group, value = override.split("=", 1)
+        group = group.lstrip("+").split("@", 1)[0]
+        if (
+            group.startswith("hydra")
+            or not group
+            or not (CONF / group).is_dir()
+            or "(" in value
+            or "$" in value
+        ):
+            continue
+        names = [name.strip().strip("'\"") for name in value.strip("[]").split(",") if name.strip()]
+        found.append((group, names))
+    return found
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, swapped neighbours."""
+    d = [[i + j if not i * j else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def close_option(name: str, options: list[str]) -> str | None:
+    """The option `name` is a typo of: one edit away (two for names over 5 characters), else None;
+    `lenet` is not a typo of `kresnet`."""
+    allowed = 1 if len(name) <= 5 else 2
+    scored = sorted((_edits(name.lower(), option.lower()), option) for option in options)
+    return scored[0][1] if scored and scored[0][0] <= allowed else None
+
+
+def unknown_choice_errors(argv: list[str]) -> list[str]:
+    """One line for each group choice in argv that names no option, listing the group's options:
+    `model=lenet: no such option; the model options are cnn, convnet, ...` (Hydra's error for it is
+    a dozen lines ending in its search path)."""
+    errors = []
+    for group, names in group_choices(argv):
+        options = group_options(group)
+        for name in names:
+            if name == "null" or (CONF / group / f"{name}.yaml").is_file():
+                continue
+            listed = ", ".join(options) if options else "none"
+            if close := close_option(name, options):
+                errors.append(
+                    f"{group}={name}: no such option; did you mean {group}={close}? ({group}: {listed})"
+                )
+            else:
+                errors.append(f"{group}={name}: no such option; the {group} options are {listed}")
+    return errors
+
+
 def group_option_hints(groups: list[str]) -> tuple[list[str], list[str]]:
     """`did you mean` lines for group choices naming no file in conf/ (model=cnnn, callbacks=[default,emaa]),
     and the group choices that do (the others would fail the compose, and every key hint with it)."""
     hints, sound = [], []
     for override in groups:
-        group, value = override.split("=", 1)
-        if (
-            group.startswith("hydra") or "(" in value
-        ):  # launchers come from plugins; sweep functions are not names
-            sound.append(override)
-            continue
-        names = [name.strip().strip("'\"") for name in value.strip("[]").split(",") if name.strip()]
-        missing = [name for name in names if name != "null" and not (CONF / group / f"{name}.yaml").is_file()]
-        options = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
-        for name in missing:
-            if close := difflib.get_close_matches(name, options, n=1, cutoff=0.6):
-                hints.append(f"hint: {group}={name}: no such option; did you mean {group}={close[0]}?")
-        if not missing:
+        bad = [
+            (group, name)
+            for group, names in group_choices([override])
+            for name in names
+            if name != "null" and not (CONF / group / f"{name}.yaml").is_file()
+        ]
+        for group, name in bad:
+            if close := close_option(name, group_options(group)):
+                hints.append(f"hint: {group}={name}: no such option; did you mean {group}={close}?")
+        if not bad:
             sound.append(override)
     return hints, sound
 
 
-def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
-    """`did you mean` lines for the overrides in argv whose key the composed config lacks."""
+def unknown_key_hints(config_name: str, argv: list[str], groups: bool = True) -> list[str]:
+    """`did you mean` lines for the overrides in argv whose key the composed config lacks (and,
+    with `groups`, for the group choices naming no option)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -58,9 +125,10 @@ def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
     choices = [
         a for a in overrides if (CONF / a.split("=", 1)[0]).is_dir()
     ]  # data/augment=deform: a choice, not a key
-    hints, groups = group_option_hints(choices)
+    group_hints, sound = group_option_hints(choices)
+    hints = group_hints if groups else []
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name=config_name, overrides=groups)
+        cfg = compose(config_name=config_name, overrides=sound)
     known = config_keys(cfg)
     for override in overrides:
         key = override.split("=", 1)[0]
@@ -73,15 +141,20 @@ def unknown_key_hints(config_name: str, argv: list[str]) -> list[str]:
     return hints
 
 
-def _print_hints(config_name: str) -> None:
+def _print_hints(config_name: str, groups: bool = True) -> None:
     try:
-        for hint in unknown_key_hints(config_name, sys.argv[1:]):
+        for hint in unknown_key_hints(config_name, sys.argv[1:], groups=groups):
             print(hint, file=sys.stderr)
     except Exception:  # the hint is a courtesy: never mask Hydra's own error
         pass
 
 
 def run_with_hints(main: Callable[[], object], config_name: str) -> None:
+    if errors := unknown_choice_errors(sys.argv[1:]):  # before Hydra, whose error for it is a dozen lines
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        _print_hints(config_name, groups=False)  # a mistyped key beside it still gets its hint
+        raise SystemExit(1)
     try:
         main()
     except SystemExit as exit_:  # Hydra reports the error, then exits 1
