@@ -7,8 +7,6 @@ import gzip
 import zlib
 from pathlib import Path
 
-import pandas as pd
-
 from kmnist.data.table import N_PIXELS, PIXEL_COLUMNS
 from kmnist.errors import DataError
 from kmnist.utils.shown import shown
@@ -19,6 +17,8 @@ SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 def csv_columns(path: Path) -> list[str]:
     """The header's column names, stripped of spaces and of a UTF-8 byte-order mark."""
+    import pandas as pd  # here only: a cached read never parses a CSV
+
     try:
         header = pd.read_csv(path, nrows=0)
     except pd.errors.EmptyDataError:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kmnist.data.table import IMAGE_SIDE, DigitTable
 from kmnist.errors import DataError
+
+if TYPE_CHECKING:  # pandas loads only when a CSV is parsed: a cached read never needs it
+    import pandas as pd  # here, not at the top: a cached read never parses a CSV
 from kmnist.utils.shown import shown
 
 
@@ -53,6 +56,8 @@ def _first_bad(path: Path, frame: pd.DataFrame, bad: np.ndarray, what: str, firs
 
 def parse_chunk(path: Path, frame: pd.DataFrame, meta: list[str], first_row: int) -> DigitTable:
     """Validate one block of rows (`first_row`: the data row index of its first row) and convert it."""
+    import pandas as pd  # here, not at the top: a cached read never parses a CSV
+
     if all(pd.api.types.is_integer_dtype(t) for t in frame.dtypes):
         values = frame.to_numpy(dtype=np.int64)  # the common, clean case: no coercion needed
     else:

@@ -13,15 +13,18 @@ import os
 import warnings
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kmnist.data.cache import cache_entry, default_cache_dir, load_cached, store_cached
 from kmnist.data.csv_header import check_header, csv_columns
 from kmnist.data.csv_rows import file_line, parse_chunk, ragged_row
 from kmnist.data.table import N_PIXELS, PIXEL_COLUMNS, DigitTable
 from kmnist.errors import DataError
+
+if TYPE_CHECKING:  # pandas loads only when a CSV is parsed or written: a cached read never needs it
+    import pandas as pd
 
 CHUNK_ROWS = 20_000  # rows parsed at a time: ~125 MB of int64 per block
 DOWNLOAD_HINT = (
@@ -42,6 +45,8 @@ def _available_memory() -> int | None:
 def _parse_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> DigitTable:
     """Stream the CSV in blocks of rows: memory stays near the uint8 result (784 bytes a row),
     and a file too large for memory is refused with an estimate instead of the process being killed."""
+    import pandas as pd
+
     meta = check_header(path, csv_columns(path))
     available = _available_memory()
     chunks: list[DigitTable] = []
@@ -115,6 +120,8 @@ def read_digits(
 
 def table_to_frame(table: DigitTable) -> pd.DataFrame:
     """The Kaggle layout of a table: id and/or label columns, then pixel0..pixel783."""
+    import pandas as pd
+
     pixels = pd.DataFrame(table.images.reshape(len(table), N_PIXELS), columns=PIXEL_COLUMNS)
     front = {}
     if table.ids is not None:
