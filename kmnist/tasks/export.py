@@ -133,4 +133,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from kmnist.utils.hints import run_with_hints
+
+    run_with_hints(main, "export")
