@@ -13,6 +13,7 @@ from kmnist.engine.label_shift import (
     apply_temperature,
     balanced_assignment,
     class_totals,
+    confident_rows,
     estimate_prior,
     fit_temperature,
     probs_temperature,
@@ -138,3 +139,14 @@ def test_apply_prior_none_is_the_input_and_unknown_modes_are_one_line():
         balanced_assignment(probs, prior=[0.5, 0.5])
     with pytest.raises(ConfigError, match="temperature=0"):
         apply_temperature(np.log(probs), 0)
+
+
+def test_confident_rows_balanced_by_class():
+    probs, labels = biased_classifier()
+    rows, chosen = confident_rows(probs, 0.5)
+    assert np.bincount(chosen, minlength=10)[1] > 1.3 * np.bincount(chosen, minlength=10)[0]  # the bias
+    rows, chosen = confident_rows(probs, 0.5, "uniform")
+    counts = np.bincount(chosen, minlength=10)
+    assert counts.min() == counts.max() > 50
+    assert (probs[rows, chosen] >= 0.5).all()
+    assert (chosen == labels[rows]).mean() > 0.9

@@ -255,3 +255,22 @@ def apply_prior(
         return balanced_assignment(p, prior)
     calibrated = probs_temperature(p, temperature) if temperature is not None else p
     return estimate_prior(calibrated)[1]
+
+
+def confident_rows(
+    probs, threshold: float, mode: str = "none", temperature: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-label selection -> (rows, labels): the rows whose decision under `apply_prior(mode)`
+    the input gives at least `threshold`. With `uniform`, the same number of rows per class: the
+    most confident `min over classes` of each, so the labels do not carry the network's bias."""
+    p = _matrix(probs)
+    labels = apply_prior(p, mode, temperature=temperature).argmax(axis=1)
+    confidence = p[np.arange(len(p)), labels]
+    rows = np.flatnonzero(confidence >= threshold)
+    if mode == "uniform" and len(rows):
+        per_class = [rows[labels[rows] == k] for k in range(p.shape[1])]
+        keep = min(len(r) for r in per_class)
+        rows = np.sort(
+            np.concatenate([r[np.argsort(-confidence[r], kind="stable")[:keep]] for r in per_class])
+        )
+    return rows, labels[rows]
