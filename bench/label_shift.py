@@ -30,6 +30,7 @@ import torch
 from kmnist.data.io import read_digits
 from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import writer_split
+from kmnist.data.table import DigitTable
 from kmnist.engine.adapt import adapt
 from kmnist.engine.inference import LoadedModel, load_checkpoint, predict_proba, resolve_device
 from kmnist.engine.label_shift import (
@@ -103,14 +104,19 @@ def main(argv=None) -> None:
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--seed", type=int, default=0, help="adaptation's shuffling seed")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--rows", type=int, default=None, help="smoke test: the first ROWS test rows only")
     args = parser.parse_args(argv)
 
     data = Path(args.data)
     test, dev, train = (
         read_digits(data / name) for name in ("test.csv.gz", "test_dev.csv.gz", "train.csv.gz")
     )
+    if args.rows:
+        test = DigitTable(images=test.images[: args.rows], ids=test.ids[: args.rows])
     position = {int(i): k for k, i in enumerate(test.ids)}
-    dev_rows = np.array([position[int(i)] for i in dev.ids])  # dev ids are test ids
+    on_dev = np.array([int(i) in position for i in dev.ids])
+    dev_labels = dev.labels[on_dev]
+    dev_rows = np.array([position[int(i)] for i in dev.ids[on_dev]], dtype=np.int64)  # dev ids are test ids
     device = resolve_device(args.accelerator)
     models = [load_checkpoint(path) for path in args.ckpt]
     batch = 1024 if device.type == "cuda" else 256
@@ -118,7 +124,7 @@ def main(argv=None) -> None:
     def predict(nets, images, tta):
         return predict_proba(nets, images, tta=tta, device=device, batch_size=batch, progress=False)
 
-    held = held_out_rows(models, len(train))
+    held = held_out_rows(models, len(train))[: args.rows]
     start = time.perf_counter()
     temperature = None
     if len(held):
@@ -155,8 +161,8 @@ def main(argv=None) -> None:
                 "tta": "none" if key == "plain" else TTA,
                 "adapt": "none" if key == "plain" else key,
                 "prior": prior,
-                "dev_acc": float((decision[dev_rows] == dev.labels).mean()),
-                "dev_errors": int((decision[dev_rows] != dev.labels).sum()),
+                "dev_acc": float((decision[dev_rows] == dev_labels).mean()),
+                "dev_errors": int((decision[dev_rows] != dev_labels).sum()),
                 "test_class_totals": np.bincount(decision, minlength=p.shape[1]).tolist(),
                 "prior_s": seconds,
             }
