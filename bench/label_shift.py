@@ -15,7 +15,6 @@ Writes bench/results/label_shift_<machine>_<date>.json (machine e.g. cpu2-avx2) 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
 import os
@@ -28,10 +27,9 @@ import numpy as np
 import torch
 
 from kmnist.data.io import read_digits
-from kmnist.data.preprocess import Preprocess
 from kmnist.data.splits import writer_split
 from kmnist.data.table import DigitTable
-from kmnist.engine.adapt import adapt
+from kmnist.engine.adapt import adapt_models
 from kmnist.engine.inference import LoadedModel, load_checkpoint, predict_proba, resolve_device
 from kmnist.engine.label_shift import (
     PRIOR_MODES,
@@ -63,23 +61,6 @@ def machine_slug(device: torch.device) -> str:
         "cpu",
     )
     return f"cpu{os.cpu_count()}-{isa}"
-
-
-def network_input(model: LoadedModel, images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> the network's preprocessed float input, NCHW channels-last."""
-    x = Preprocess.to_unit(torch.as_tensor(images).unsqueeze(1).to(device))
-    with torch.no_grad():
-        return model.preprocess.to(device)(x).contiguous(memory_format=torch.channels_last)
-
-
-def adapted(models: list[LoadedModel], images: np.ndarray, mode: str, device, seed: int) -> list[LoadedModel]:
-    """Copies of the models, each adapted to `images` (`kmnist.engine.adapt.adapt`)."""
-    out = []
-    for model in models:
-        net = copy.deepcopy(model.net).to(device)
-        adapt(net, network_input(model, images, device), mode, seed=seed, name=model.config["model"]["name"])
-        out.append(LoadedModel(net=net, preprocess=model.preprocess, config=model.config, path=model.path))
-    return out
 
 
 def held_out_rows(models: list[LoadedModel], n_rows: int) -> np.ndarray:
@@ -138,7 +119,7 @@ def main(argv=None) -> None:
     timings["plain_s"] = time.perf_counter() - start
     for mode in ("none", "bn", "tent"):
         start = time.perf_counter()
-        nets = models if mode == "none" else adapted(models, test.images, mode, device, args.seed)
+        nets = models if mode == "none" else adapt_models(models, test.images, mode, device, seed=args.seed)
         timings[f"adapt_{mode}_s"] = time.perf_counter() - start
         start = time.perf_counter()
         probs[mode] = predict(nets, test.images, TTA)

@@ -140,3 +140,35 @@ def test_tent_is_seeded():
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), name
     assert any(not torch.equal(a, c) for a, c in zip(first.parameters(), other.parameters()))
+
+
+def test_adapt_models_adapts_copies_that_predict_proba_uses():
+    """The door predict.py and the pipeline call: copies adapted per input file, the loaded
+    checkpoint untouched (the next file adapts from it again), the same call the same probabilities."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from kmnist.data.preprocess import Preprocess
+    from kmnist.engine.adapt import adapt_models
+    from kmnist.engine.inference import LoadedModel, predict_proba
+
+    model = LoadedModel(
+        net=small_kresnet().to(memory_format=torch.channels_last),
+        preprocess=Preprocess(scaling="standardize", mean=0.2, std=0.3),
+        config={"model": {"name": "kresnet"}},
+        path=Path("kresnet.ckpt"),
+    )
+    images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
+    trained = state(model.net)
+    assert adapt_models([model], images, "none") == [model]
+    first = adapt_models([model], images, "bn", batch_size=32)
+    second = adapt_models([model], images, "bn", batch_size=32)
+    assert all(torch.equal(v, trained[k]) for k, v in model.net.state_dict().items())
+    bn = batchnorms(first[0].net)[0]
+    assert not torch.equal(bn.running_mean, batchnorms(model.net)[0].running_mean)
+    probs = [predict_proba(m, images, progress=False) for m in (first, second, [model])]
+    np.testing.assert_array_equal(probs[0], probs[1])
+    assert not np.allclose(probs[0], probs[2])
+    with pytest.raises(ConfigError, match="^adapt=on: expected one of none, bn, tent$"):
+        adapt_models([model], images, "on")

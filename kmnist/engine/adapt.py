@@ -16,10 +16,15 @@ network in eval mode.
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from kmnist.data.preprocess import Preprocess
+from kmnist.engine.inference import LoadedModel
 from kmnist.errors import ConfigError
 
 ADAPT_MODES = ("none", "bn", "tent")
@@ -148,3 +153,30 @@ def adapt(
     if mode in ("bn", "tent"):
         adapt_batchnorm(net, images, batch_size, seed, name)
     return net.eval()
+
+
+def network_input(model: LoadedModel, images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 images (N, 28, 28) -> the model's preprocessed float input (N, C, H, W), channels-last
+    as `load_checkpoint` lays out the network: what `predict_proba` feeds it for the identity view."""
+    x = Preprocess.to_unit(torch.as_tensor(images).unsqueeze(1).to(device))
+    with torch.no_grad():
+        return model.preprocess.to(device)(x).contiguous(memory_format=torch.channels_last)
+
+
+def adapt_models(
+    models: list[LoadedModel], images: np.ndarray, mode: str, device: str | torch.device = "cpu", **options
+) -> list[LoadedModel]:
+    """Copies of loaded checkpoints, each adapted to one input file's images (`adapt(mode, **options)`):
+    the originals stay as trained, so the next file (test, then Dig) adapts from them again."""
+    if mode not in ADAPT_MODES:
+        raise ConfigError(f"adapt={mode}: expected one of {', '.join(ADAPT_MODES)}")
+    if mode == "none":
+        return models
+    device = torch.device(device)
+    out = []
+    for model in models:
+        net = copy.deepcopy(model.net).to(device)
+        name = model.config.get("model", {}).get("name")
+        adapt(net, network_input(model, images, device), mode, name=name, **options)
+        out.append(LoadedModel(net=net, preprocess=model.preprocess, config=model.config, path=model.path))
+    return out
