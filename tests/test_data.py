@@ -272,7 +272,8 @@ def test_a_missing_extra_train_file_is_named_as_given(data_dir, tmp_path, monkey
     )
     with pytest.raises(
         DataError,
-        match=r"^runs/pseudo1/pseudo_labels\.csv\.gz: data\.extra_train not found here or in data\.dir=",
+        match=r"^runs/pseudo1/pseudo_labels\.csv\.gz: data\.extra_train not found here "
+        r"or in paths\.data_dir=",
     ) as err:
         dm.setup("fit")
     assert "download" not in str(err.value)
